@@ -1,0 +1,28 @@
+"""spikelab: spiking neural networks in PyTorch, from training to neuromorphic hardware.
+
+>>> import spikelab as sl
+>>> net = sl.Sequential(sl.Linear(578, 256), sl.LIF(beta=0.9), sl.Linear(256, 10), sl.LeakyIntegrator())
+"""
+import importlib
+
+from . import functional, spec
+from .errors import SpikelabError
+from .layers import AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, Linear, MaxPool2d, Sequential
+from .models import build_model
+from .neurons import LIF, LeakyIntegrator, RecurrentLIF
+from .plots import plot_membrane, plot_raster, plot_training_curve
+from .recording import record
+from .training import Trainer, load
+
+__version__ = "0.1.0"
+
+__all__ = ["LIF", "RecurrentLIF", "LeakyIntegrator", "Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "BatchNorm1d",
+           "BatchNorm2d", "Dropout", "Flatten", "Sequential", "Trainer", "load", "record", "plot_raster",
+           "plot_membrane", "plot_training_curve", "build_model", "functional", "spec", "SpikelabError", "datasets"]
+
+
+def __getattr__(name):
+    # spikelab.datasets imports tonic (slow); load it on first use only
+    if name == "datasets":
+        return importlib.import_module(".datasets", __name__)
+    raise AttributeError(f"module 'spikelab' has no attribute {name!r}")

@@ -1,0 +1,289 @@
+"""The ``spikelab`` command: train, eval, models, bench.
+
+Errors a user can cause print one line (``error: ...``) without a traceback and exit with 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from .errors import ConfigError, SpikelabError
+
+EPILOG = "Every option is described by `spikelab COMMAND --help`."
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(",") if part)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 256,128, got {text!r}") from None
+
+
+def _add_data_options(parser, for_eval=False):
+    from spikelab.datasets import DATASET_DEFAULTS
+
+    group = parser.add_argument_group("data")
+    group.add_argument("--dataset", choices=sorted(DATASET_DEFAULTS), default=None if for_eval else "demo",
+                       help="demo: built-in digits as N-MNIST-style events (no download); nmnist; shd"
+                            + (" (default: the run's own dataset)" if for_eval else " (default: demo)"))
+    group.add_argument("--data-dir", default=None if for_eval else "data",
+                       help="folder with the dataset files: DIR/NMNIST/{Train,Test}/<digit>/*.bin or "
+                            "DIR/{Train,Test}/...; DIR/shd_{train,test}.h5 or DIR/SHD/shd_*.h5"
+                            + (" (default: the run's own)" if for_eval else " (default: ./data)"))
+    group.add_argument("--skip-bad", action="store_true",
+                       help="skip corrupt files and report how many, instead of stopping at the first")
+    if for_eval:
+        return
+    group.add_argument("--dt", type=float, help="time-bin width in ms (default per dataset: 10)")
+    group.add_argument("--duration", type=float,
+                       help="ms of each recording to use, T = duration / dt (default: nmnist/demo 300, shd 1000)")
+    group.add_argument("--downsample", type=int,
+                       help="N-MNIST/demo spatial pooling factor, 34x34 -> ceil(34/k) (default: nmnist 1, demo 2)")
+    group.add_argument("--channel-group", type=int,
+                       help="SHD: sum groups of this many adjacent channels, e.g. 5: 700 -> 140 (default 1)")
+    group.add_argument("--counts", action="store_true",
+                       help="feed event counts per bin instead of binary spikes (not exportable to hardware)")
+    group.add_argument("--val-fraction", type=float, default=0.1,
+                       help="share of the training set held out, stratified, to choose the best epoch (default 0.1)")
+
+
+def _add_train_parser(commands):
+    from spikelab.models import MODELS, NEURONS
+    from spikelab.training import LOSSES, MODES
+
+    parser = commands.add_parser("train", help="train a spiking network", epilog=EPILOG,
+                                 description="Train a spiking network; checkpoints, metrics and plots go to --out.")
+    _add_data_options(parser)
+    model = parser.add_argument_group("model")
+    model.add_argument("--model", choices=sorted(MODELS), default="mlp", help="architecture (default mlp; see `spikelab models`)")
+    model.add_argument("--hidden", type=_ints, default=(256,), help="hidden layer sizes, comma-separated (default 256)")
+    model.add_argument("--channels", type=_ints, default=(12, 32), help="conv model: channels per block (default 12,32)")
+    model.add_argument("--dropout", type=float, default=0.0, help="dropout after each hidden layer, one mask per sequence (default 0)")
+    model.add_argument("--neuron", choices=NEURONS, default="lif", help="spiking neuron model (default lif)")
+    model.add_argument("--beta", type=float, default=0.9, help="membrane decay per step, in [0, 1) (default 0.9)")
+    model.add_argument("--learn-beta", choices=("no", "layer", "neuron"), default="no",
+                       help="learn the decay: one per layer or one per neuron (default no)")
+    model.add_argument("--threshold", type=float, default=1.0, help="firing threshold (default 1.0)")
+    model.add_argument("--reset", choices=("zero", "subtract", "none"), default="zero",
+                       help="after a spike: zero (default; runs on SpiNNaker), subtract the threshold, or none")
+    model.add_argument("--refractory-steps", type=int, choices=(0, 1), default=0,
+                       help="1: the step after a spike ignores its input (default 0)")
+    model.add_argument("--surrogate", choices=("atan", "fast_sigmoid", "triangle"), default="atan",
+                       help="surrogate gradient of the spike (default atan)")
+    model.add_argument("--slope", type=float, default=None,
+                       help="surrogate slope (default per surrogate: atan 2, fast_sigmoid 25, triangle 1)")
+    model.add_argument("--readout-beta", type=float, default=0.9, help="leak of the non-spiking readout (default 0.9)")
+    train = parser.add_argument_group("training")
+    train.add_argument("--mode", choices=MODES, default="bptt",
+                       help="bptt (default); sltt: per-step backprop, memory constant in T; sltt-k: at K random steps")
+    train.add_argument("--sltt-k", type=int, default=2, help="steps backpropagated per batch in sltt-k mode (default 2)")
+    train.add_argument("--loss", choices=sorted(LOSSES), default="mean_membrane",
+                       help="mean_membrane (default): CE on mean readout membrane; spike_count; summed_softmax; per_step")
+    train.add_argument("--epochs", type=int, default=None, help="epochs (default: demo 8, otherwise 20)")
+    train.add_argument("--batch-size", type=int, default=64, help="samples per batch (default 64)")
+    train.add_argument("--lr", type=float, default=2e-3, help="learning rate (default 2e-3)")
+    train.add_argument("--optimizer", choices=("adam", "adamw", "sgd"), default="adam", help="optimiser (default adam)")
+    train.add_argument("--scheduler", choices=("cosine", "step", "none"), default="cosine",
+                       help="learning-rate schedule over the epochs (default cosine)")
+    train.add_argument("--weight-decay", type=float, default=0.0, help="L2 weight decay (default 0)")
+    train.add_argument("--grad-clip", type=float, default=None, help="clip the gradient norm (default: off)")
+    run = parser.add_argument_group("run")
+    run.add_argument("--seed", type=int, default=0, help="seed for the split, initialisation, shuffling, dropout (default 0)")
+    run.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    run.add_argument("--out", default=None,
+                     help="run folder (default runs/DATASET-MODEL-seedSEED; a new numbered folder if it exists)")
+    run.add_argument("--resume", action="store_true",
+                     help="continue the run in --out (or the default folder) from its last checkpoint")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return parser
+
+
+def _binning(args) -> dict:
+    from spikelab.datasets import DATASET_DEFAULTS
+
+    binning = dict(DATASET_DEFAULTS[args.dataset])
+    for key in ("dt", "duration", "downsample", "channel_group"):
+        value = getattr(args, key)
+        if value is not None:
+            if key not in binning:
+                raise ConfigError(f"--{key.replace('_', '-')} does not apply to dataset {args.dataset!r}")
+            binning[key] = value
+    binning["binarize"] = not args.counts
+    return binning
+
+
+def _run_folder(args) -> Path:
+    if args.out is not None:
+        return Path(args.out)
+    base = Path("runs") / f"{args.dataset}-{args.model}-seed{args.seed}"
+    if args.resume or not (base / "last.pt").exists():
+        return base
+    number = 2
+    while (base.parent / f"{base.name}-{number}" / "last.pt").exists():
+        number += 1
+    return base.parent / f"{base.name}-{number}"
+
+
+def _run_config(args) -> dict:
+    """Everything that defines a run, as plain data (stored in every checkpoint)."""
+    epochs = args.epochs if args.epochs is not None else (8 if args.dataset == "demo" else 20)
+    neuron_options = dict(beta=args.beta, threshold=args.threshold, reset=args.reset,
+                          refractory_steps=args.refractory_steps, surrogate=args.surrogate, slope=args.slope,
+                          learn_beta=False if args.learn_beta == "no" else args.learn_beta)
+    model_options = dict(hidden=list(args.hidden), dropout=args.dropout, neuron=args.neuron,
+                         neuron_options=neuron_options, readout_beta=args.readout_beta)
+    if args.model == "conv":
+        model_options["channels"] = list(args.channels)
+        del model_options["hidden"]
+    return {
+        "dataset": args.dataset, "data_dir": str(args.data_dir), "binning": _binning(args),
+        "skip_bad": args.skip_bad, "val_fraction": args.val_fraction,
+        "model": args.model, "model_options": model_options,
+        "trainer": dict(loss=args.loss, mode=args.mode, sltt_k=args.sltt_k if args.mode == "sltt-k" else None,
+                        optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay,
+                        scheduler=args.scheduler, epochs=epochs, batch_size=args.batch_size,
+                        seed=args.seed, grad_clip=args.grad_clip),
+    }
+
+
+def _load_split(config: dict, train: bool):
+    from spikelab.datasets import load_dataset
+
+    return load_dataset(config["dataset"], config["data_dir"], train=train, skip_bad=config["skip_bad"],
+                        **config["binning"])
+
+
+def train(args) -> int:
+    import torch
+    from torch.utils.data import Subset
+
+    from spikelab.datasets import stratified_split
+    from spikelab.models import build_model
+    from spikelab.training import Trainer, load_checkpoint
+
+    started = time.perf_counter()
+    out = _run_folder(args)
+    if args.resume:
+        config = load_checkpoint(out / "last.pt")["config"]["run"]
+        print(f"resuming {out} from its last checkpoint")
+    else:
+        config = _run_config(args)
+    trainer_options = config["trainer"]
+    torch.manual_seed(trainer_options["seed"])
+    train_full = _load_split(config, train=True)
+    test_set = _load_split(config, train=False)
+    train_idx, val_idx = stratified_split(train_full.targets, config["val_fraction"], trainer_options["seed"])
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "val_indices.json").write_text(json.dumps({"val": list(map(int, val_idx))}))
+    model = build_model(config["model"], train_full.input_shape, train_full.num_classes, **config["model_options"])
+    trainer = Trainer(model, device=args.device, out_dir=out, model_name=config["model"], progress=not args.no_progress,
+                      config={"run": config}, **trainer_options)
+    print(f"training {config['model']} on {config['dataset']}: {len(train_idx)} train / {len(val_idx)} validation / "
+          f"{len(test_set)} test samples, input {tuple(train_full.input_shape)} x T={train_full[0][0].shape[0]}, "
+          f"{sum(p.numel() for p in model.parameters())} parameters, mode {trainer_options['mode']} -> {out}")
+    trainer.fit(Subset(train_full, train_idx), Subset(train_full, val_idx), resume=args.resume)
+    for row in trainer.history:
+        print(f"epoch {row['epoch']:3d}  train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.4f}  "
+              f"val loss {row['val_loss']:.4f} acc {row['val_accuracy']:.4f}  ({row['seconds']:.1f} s)")
+    best = load_checkpoint(out / "best.pt")
+    trainer.model.load_state_dict(best["model_state"])
+    result = trainer.evaluate(test_set, desc="test")
+    result.update(best_epoch=best["epoch"], checkpoint=str(out / "best.pt"))
+    (out / "test.json").write_text(json.dumps(result) + "\n")
+    _print_evaluation(result)
+    print(f"done in {time.perf_counter() - started:.1f} s; run folder {out}")
+    return 0
+
+
+def _print_evaluation(result: dict) -> None:
+    print(f"test accuracy {result['accuracy']:.4f} ({result['n']} samples, loss {result['loss']:.4f}"
+          + (f", best epoch {result['best_epoch']})" if "best_epoch" in result else ")"))
+    confusion = result["confusion"]
+    width = max(4, len(str(max(max(row) for row in confusion))) + 1)
+    print("confusion matrix (rows: true class, columns: predicted)")
+    print(" " * 4 + "".join(f"{j:>{width}}" for j in range(len(confusion))))
+    for i, row in enumerate(confusion):
+        print(f"{i:>4}" + "".join(f"{count:>{width}}" for count in row))
+
+
+def evaluate(args) -> int:
+    from spikelab.training import Trainer, load
+
+    model = load(args.checkpoint)
+    config = dict(model.run_info["config"]["run"])
+    if args.dataset is not None and args.dataset != config["dataset"]:
+        raise ConfigError(f"this model was trained on {config['dataset']!r}; evaluating it on {args.dataset!r} "
+                          "would feed inputs of another shape")
+    if args.data_dir is not None:
+        config["data_dir"] = args.data_dir
+    config["skip_bad"] = args.skip_bad
+    test_set = _load_split(config, train=False)
+    trainer = Trainer(model, loss=config["trainer"]["loss"], batch_size=args.batch_size, device=args.device,
+                      progress=not args.no_progress)
+    result = trainer.evaluate(test_set, desc="test")
+    print(f"{model.run_info['checkpoint']} (epoch {model.run_info['epoch']}) on {config['dataset']} test split")
+    _print_evaluation(result)
+    return 0
+
+
+def list_models(args) -> int:
+    from spikelab.models import MODELS
+
+    for name, builder in MODELS.items():
+        print(f"{name:6s} {builder.__doc__.strip().splitlines()[0]}")
+    return 0
+
+
+def bench(args) -> int:
+    from spikelab.bench import format_lif_table, run_lif_benchmark
+
+    result = run_lif_benchmark(rounds=args.rounds, threads=args.threads)
+    print(json.dumps(result, indent=2) if args.json else format_lif_table(result))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="spikelab", description="Spiking neural networks: train, evaluate, benchmark.",
+                                     epilog=EPILOG)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_train_parser(commands).set_defaults(run=train)
+
+    evaluation = commands.add_parser("eval", help="evaluate a trained run on its test split", epilog=EPILOG,
+                                     description="Print test accuracy and the confusion matrix of a trained model.")
+    evaluation.add_argument("checkpoint", help="a run folder (uses its best.pt) or a checkpoint file")
+    _add_data_options(evaluation, for_eval=True)
+    evaluation.add_argument("--batch-size", type=int, default=128, help="samples per batch (default 128)")
+    evaluation.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    evaluation.add_argument("--no-progress", action="store_true", help="no progress bar")
+    evaluation.set_defaults(run=evaluate)
+
+    models = commands.add_parser("models", help="list the named architectures", description="List named architectures.")
+    models.set_defaults(run=list_models)
+
+    benchmark = commands.add_parser("bench", help="speed and memory benchmarks against snnTorch and SpikingJelly",
+                                    description="Interleaved side-by-side benchmark in one process; medians and ratios.")
+    benchmark.add_argument("target", choices=("lif",), help="lif: 700-256-256-20 LIF net, batch 32, T=100, fwd+bwd")
+    benchmark.add_argument("--json", action="store_true", help="print the full result as JSON")
+    benchmark.add_argument("--rounds", type=int, default=30, help="timed iterations per variant (default 30)")
+    benchmark.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    benchmark.set_defaults(run=bench)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except SpikelabError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted; continue with the same command and --resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

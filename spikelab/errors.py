@@ -1,0 +1,26 @@
+"""Errors a user can cause. Each message names the cause and the fix; the CLI prints it
+without a traceback and exits non-zero."""
+
+
+class SpikelabError(Exception):
+    """Base class of every error spikelab raises for bad input."""
+
+
+class DatasetNotFoundError(SpikelabError):
+    """Dataset files are missing and cannot be downloaded."""
+
+
+class CorruptFileError(SpikelabError):
+    """A data file exists but does not have the expected format."""
+
+
+class CheckpointError(SpikelabError):
+    """A file is not a spikelab checkpoint, or is not safe to load."""
+
+
+class ConfigError(SpikelabError):
+    """An option or argument has a value spikelab cannot use."""
+
+
+class TrainingError(SpikelabError):
+    """Training cannot go on (the loss diverged, say)."""

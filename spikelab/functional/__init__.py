@@ -1,0 +1,3 @@
+"""Pure tensor functions of (input, state, parameters): neuron scans and surrogate spikes."""
+from .lif import LIFParameters, LIFState, leaky_integrate, leaky_integrate_step, lif_sequence, lif_step
+from .surrogate import SURROGATES, default_slope, spike, surrogate_grad

@@ -1,0 +1,99 @@
+"""Named architectures for the CLI and experiments.
+
+Each builder takes the input shape of one time step, the number of classes and options, and
+returns a :class:`spikelab.Sequential` ending in a non-spiking leaky readout, whose membrane
+sequence ``(T, B, classes)`` the losses read.
+
+=========  ===========================================  =======================================
+name       layers                                       meant for
+=========  ===========================================  =======================================
+``mlp``    Flatten, [Linear, LIF] x hidden, Linear, LI  any input; demo set, N-MNIST (2312-256-10)
+``conv``   [Conv5x5, LIF, MaxPool2] x 2, Linear, LI     frames (C, H, W): N-MNIST, demo set
+``rsnn``   Flatten, Linear, recurrent LIF, Linear, LI   spike trains over channels: SHD
+=========  ===========================================  =======================================
+
+``neuron`` options (``beta``, ``threshold``, ``reset``, ``surrogate``, ``slope``, ``learn_beta``...)
+go to every LIF layer; ``readout_beta`` sets the readout's leak.
+"""
+from __future__ import annotations
+
+import math
+
+from .errors import ConfigError
+from .layers import Conv2d, Dropout, Flatten, Linear, MaxPool2d, Sequential
+from .neurons import LIF, LeakyIntegrator, RecurrentLIF
+
+NEURONS = ("lif",)
+
+
+def _neuron(neuron: str, options: dict, features=None):
+    if neuron != "lif":
+        raise ConfigError(f"unknown neuron {neuron!r}; choose one of {', '.join(NEURONS)}")
+    if options.get("learn_beta") == "neuron":
+        return LIF(features=features, **options)
+    return LIF(**options)
+
+
+def mlp(input_shape, num_classes, hidden=(256,), dropout=0.0, neuron="lif", neuron_options=None,
+        readout_beta=0.9):
+    """Fully connected LIF network: ``prod(input_shape) - hidden... - num_classes``."""
+    options = dict(neuron_options or {})
+    layers, width = [Flatten()], math.prod(input_shape)
+    for size in hidden:
+        layers += [Linear(width, size), _neuron(neuron, options, size)]
+        if dropout:
+            layers.append(Dropout(dropout))
+        width = size
+    layers += [Linear(width, num_classes), LeakyIntegrator(beta=readout_beta)]
+    return Sequential(*layers)
+
+
+def conv(input_shape, num_classes, channels=(12, 32), kernel_size=5, dropout=0.0, neuron="lif",
+         neuron_options=None, readout_beta=0.9):
+    """Convolutional LIF network (snnTorch-tutorial style): ``[C k x k, LIF, MaxPool 2] x len(channels)``."""
+    if len(input_shape) != 3:
+        raise ConfigError(f"model 'conv' needs frames (C, H, W), got input shape {tuple(input_shape)}; "
+                          "use --model mlp or rsnn for channel data such as SHD")
+    options = dict(neuron_options or {})
+    in_channels, height, width = input_shape
+    layers = []
+    for out_channels in channels:
+        conv_shape = (out_channels, height - kernel_size + 1, width - kernel_size + 1)
+        height, width = conv_shape[1] // 2, conv_shape[2] // 2
+        if height < 1 or width < 1:
+            raise ConfigError(f"input {tuple(input_shape)} is too small for {len(channels)} conv blocks of "
+                              f"kernel {kernel_size}; use less downsampling or fewer channels")
+        layers += [Conv2d(in_channels, out_channels, kernel_size), _neuron(neuron, options, conv_shape),
+                   MaxPool2d(2)]
+        in_channels = out_channels
+    layers.append(Flatten())
+    if dropout:
+        layers.append(Dropout(dropout))
+    layers += [Linear(in_channels * height * width, num_classes), LeakyIntegrator(beta=readout_beta)]
+    return Sequential(*layers)
+
+
+def rsnn(input_shape, num_classes, hidden=(256,), dropout=0.0, neuron="lif", neuron_options=None,
+         readout_beta=0.9):
+    """Recurrent LIF network: input weights into all-to-all recurrent LIF layers, then a readout."""
+    if neuron != "lif":
+        raise ConfigError(f"model 'rsnn' supports neuron 'lif' only, got {neuron!r}")
+    options = dict(neuron_options or {})
+    layers, width = [Flatten()], math.prod(input_shape)
+    for size in hidden:
+        layers += [Linear(width, size), RecurrentLIF(size, **options)]
+        if dropout:
+            layers.append(Dropout(dropout))
+        width = size
+    layers += [Linear(width, num_classes), LeakyIntegrator(beta=readout_beta)]
+    return Sequential(*layers)
+
+
+MODELS = {"mlp": mlp, "conv": conv, "rsnn": rsnn}
+
+
+def build_model(name: str, input_shape, num_classes: int, **options):
+    """Build the named architecture; options are the builder's keyword arguments."""
+    if name not in MODELS:
+        raise ConfigError(f"unknown model {name!r}; choose one of {', '.join(MODELS)} (see `spikelab models`)")
+    return MODELS[name](tuple(input_shape), num_classes, **options)

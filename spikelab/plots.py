@@ -1,0 +1,62 @@
+"""Figures saved as PNG: spike rasters, membrane traces, training curves."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never needs a screen
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+
+def plot_raster(spikes: torch.Tensor, path, sample: int = 0, dt: float | None = None, title: str = "") -> Path:
+    """Save a raster of one sample's spikes ``(T, B, ...)``: a dot per (time step, neuron) spike."""
+    spikes = spikes.detach().cpu()[:, sample].reshape(spikes.shape[0], -1)
+    steps, neurons = torch.nonzero(spikes > 0, as_tuple=True)
+    times = steps.float() * (dt if dt else 1.0)
+    fig, ax = plt.subplots(figsize=(8, 4))
+    ax.scatter(times.numpy(), neurons.numpy(), s=2, c="k", marker="|")
+    ax.set_xlim(0, spikes.shape[0] * (dt if dt else 1.0))
+    ax.set_ylim(-0.5, spikes.shape[1] - 0.5)
+    ax.set_xlabel("time (ms)" if dt else "time step")
+    ax.set_ylabel("neuron")
+    ax.set_title(title or f"{len(steps)} spikes, {spikes.shape[1]} neurons")
+    return _save(fig, path)
+
+
+def plot_membrane(v: torch.Tensor, path, sample: int = 0, neurons: int = 5, threshold: float | None = None) -> Path:
+    """Save the membrane traces ``(T, B, ...)`` of the first ``neurons`` neurons of one sample."""
+    traces = v.detach().cpu()[:, sample].reshape(v.shape[0], -1)[:, :neurons]
+    fig, ax = plt.subplots(figsize=(8, 3))
+    ax.plot(traces.numpy(), lw=1)
+    if threshold is not None:
+        ax.axhline(threshold, color="k", ls="--", lw=0.8, label="threshold")
+        ax.legend(loc="upper right")
+    ax.set_xlabel("time step")
+    ax.set_ylabel("membrane")
+    return _save(fig, path)
+
+
+def plot_training_curve(history: list[dict], path) -> Path:
+    """Save loss and accuracy per epoch (train, and validation where present)."""
+    epochs = [row["epoch"] for row in history]
+    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(9, 3.5))
+    for split in ("train", "val"):
+        if f"{split}_loss" in history[0]:
+            loss_ax.plot(epochs, [row[f"{split}_loss"] for row in history], marker="o", label=split)
+            acc_ax.plot(epochs, [row[f"{split}_accuracy"] for row in history], marker="o", label=split)
+    loss_ax.set(xlabel="epoch", ylabel="loss")
+    acc_ax.set(xlabel="epoch", ylabel="accuracy", ylim=(0, 1))
+    loss_ax.legend()
+    acc_ax.legend()
+    return _save(fig, path)
+
+
+def _save(fig, path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

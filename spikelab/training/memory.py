@@ -1,0 +1,28 @@
+"""Measure the memory a training step takes, on any device, with torch's profiler."""
+from __future__ import annotations
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+
+def peak_allocated_bytes(fn) -> int:
+    """Peak of the bytes torch allocates on the CPU while ``fn()`` runs, counted from zero at its start.
+
+    Tensors that existed before (weights, the input batch) are not counted; what ``fn`` allocates and
+    frees (activations saved for backward, gradients, temporaries) is, in the order it happened.
+    Memory that does not go through torch's allocator (NumPy arrays, say) is invisible to it.
+    """
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as profiler:
+        fn()
+    events = sorted(profiler.events(), key=lambda event: event.time_range.start)
+    in_use = peak = 0
+    for event in events:
+        in_use += event.self_cpu_memory_usage
+        peak = max(peak, in_use)
+    return peak
+
+
+def training_step_peak_bytes(trainer, x: torch.Tensor, target: torch.Tensor) -> int:
+    """Peak memory of one forward and backward of ``x (T, B, ...)`` in the trainer's mode."""
+    trainer.optimizer.zero_grad(set_to_none=True)
+    return peak_allocated_bytes(lambda: trainer.accumulate_gradients(x, target))

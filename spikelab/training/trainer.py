@@ -1,0 +1,309 @@
+"""Trainer: fit a spiking network by backprop through time (BPTT) or online through time (SLTT).
+
+=========  ================================================================================
+mode       what one batch does
+=========  ================================================================================
+``bptt``   forward over the whole sequence, one backward through every step's graph;
+           activation memory grows with T
+``sltt``   run the network one step at a time through all layers, backpropagate a per-step
+           loss at every step, detach every state before the next step (the membrane's
+           temporal route is dropped, Meng et al. 2023); memory no longer grows with T
+``sltt-k`` as ``sltt`` but backpropagate at only K random steps; the others run without graph
+=========  ================================================================================
+
+SLTT needs a model with ``step(x_t, state) -> (y_t, state)``, as :class:`spikelab.Sequential` has.
+Gradients of all steps accumulate and the optimiser steps once per batch in every mode.
+
+A run folder (``out_dir``) holds ``last.pt`` (written atomically every epoch), ``best.pt`` (best
+validation accuracy; validation comes from the training set, never the test set),
+``metrics.jsonl`` (one line per epoch) and ``curve.png``. ``fit(..., resume=True)`` continues from
+``last.pt`` and ends with the same weights as a run that was never interrupted.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from ..errors import ConfigError, TrainingError
+from ..plots import plot_training_curve
+from ..spec import spec_of
+from .checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+from .losses import SequenceLoss, get_loss
+
+MODES = ("bptt", "sltt", "sltt-k")
+OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
+SCHEDULERS = ("none", "cosine", "step")
+
+
+def detach_state(state):
+    """Detach every tensor in a (nested) layer state, cutting its path back in time."""
+    if isinstance(state, torch.Tensor):
+        return state.detach()
+    if isinstance(state, tuple) and hasattr(state, "_fields"):  # NamedTuple state
+        return type(state)(*(detach_state(s) for s in state))
+    if isinstance(state, (list, tuple)):
+        return type(state)(detach_state(s) for s in state)
+    return state
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda was asked for but torch sees no CUDA GPU; use --device cpu")
+    return device
+
+
+def confusion_matrix(predictions: torch.Tensor, targets: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """``C[i, j]`` = number of samples of class i predicted as j."""
+    flat = targets.long() * num_classes + predictions.long()
+    return torch.bincount(flat, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+
+
+class Trainer:
+    """Train and evaluate a spiking network on datasets of ``(frames (T, ...), label)`` samples.
+
+    Args:
+        model: maps ``(T, B, ...)`` to an output sequence ``(T, B, classes)``.
+        loss: a loss name from :mod:`spikelab.training.losses` or a ``SequenceLoss`` (default ``"mean_membrane"``).
+        mode: ``"bptt"`` (default), ``"sltt"`` or ``"sltt-k"``.
+        sltt_k: steps backpropagated per batch in ``sltt-k`` mode (default 2 when that mode is chosen).
+        optimizer: ``"adam"`` (default), ``"adamw"``, ``"sgd"`` (momentum 0.9), or a callable ``params -> Optimizer``.
+        lr: learning rate (default 1e-3).
+        weight_decay: L2 weight decay (default 0).
+        scheduler: ``"cosine"`` (default, annealed to 0 over ``epochs``), ``"step"`` (x0.1 every third of the
+            epochs), ``"none"``, or a callable ``optimizer -> LRScheduler`` stepped once per epoch.
+        epochs: number of epochs (default 10).
+        batch_size: samples per batch (default 64).
+        device: ``"cpu"`` (default) or ``"cuda"``.
+        seed: seeds shuffling, dropout and initialisation done after construction (default 0).
+        out_dir: run folder for checkpoints and metrics; ``None`` keeps nothing on disk.
+        model_name: name stored in checkpoints (a model from :mod:`spikelab.models`, or any label).
+        config: extra plain data stored in checkpoints (dataset and binning parameters, say).
+        grad_clip: clip the gradient norm to this value (default: no clipping).
+        progress: show tqdm progress bars (default True).
+
+    Example:
+        >>> trainer = sl.Trainer(net, loss="mean_membrane", mode="bptt", epochs=5, out_dir="runs/mine")
+        >>> history = trainer.fit(train_set, val_set)
+        >>> trainer.evaluate(test_set)["accuracy"]
+    """
+
+    def __init__(self, model: nn.Module, loss: str | SequenceLoss = "mean_membrane", mode: str = "bptt",
+                 sltt_k: int | None = None, optimizer="adam", lr: float = 1e-3, weight_decay: float = 0.0,
+                 scheduler="cosine", epochs: int = 10, batch_size: int = 64, device="cpu", seed: int = 0,
+                 out_dir=None, model_name: str | None = None, config: dict | None = None,
+                 grad_clip: float | None = None, progress: bool = True):
+        if mode not in MODES:
+            raise ConfigError(f"unknown training mode {mode!r}; choose one of {', '.join(MODES)}")
+        if mode != "bptt" and not hasattr(model, "step"):
+            raise ConfigError(f"mode {mode!r} runs the network step by step: the model needs a step() method "
+                              "(build it with sl.Sequential), or use mode='bptt'")
+        if mode == "sltt-k":
+            sltt_k = 2 if sltt_k is None else sltt_k
+            if sltt_k < 1:
+                raise ConfigError(f"sltt_k must be at least 1, got {sltt_k}")
+        self.device = resolve_device(device)
+        self.model = model.to(self.device)
+        self.loss = get_loss(loss)
+        self.mode, self.sltt_k = mode, sltt_k
+        self.epochs, self.batch_size, self.seed = epochs, batch_size, seed
+        self.grad_clip, self.progress = grad_clip, progress
+        self.model_name = model_name or type(model).__name__
+        self.config = dict(config or {})
+        self.config.update(mode=mode, sltt_k=sltt_k, loss=self.loss.name, lr=lr, weight_decay=weight_decay,
+                           epochs=epochs, batch_size=batch_size, seed=seed,
+                           optimizer=optimizer if isinstance(optimizer, str) else "custom",
+                           scheduler=scheduler if isinstance(scheduler, str) else "custom")
+        self.optimizer = self._make_optimizer(optimizer, lr, weight_decay)
+        self.scheduler = self._make_scheduler(scheduler)
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.shuffle_generator = torch.Generator().manual_seed(seed)
+        self.epoch = 0
+        self.history: list[dict] = []
+
+    # -- construction -------------------------------------------------------------------------
+    def _make_optimizer(self, optimizer, lr, weight_decay):
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if callable(optimizer):
+            return optimizer(params)
+        if optimizer not in OPTIMIZERS:
+            raise ConfigError(f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+        extra = {"momentum": 0.9} if optimizer == "sgd" else {}
+        return OPTIMIZERS[optimizer](params, lr=lr, weight_decay=weight_decay, **extra)
+
+    def _make_scheduler(self, scheduler):
+        if callable(scheduler):
+            return scheduler(self.optimizer)
+        if scheduler == "cosine":
+            return torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=max(self.epochs, 1))
+        if scheduler == "step":
+            return torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=max(self.epochs // 3, 1), gamma=0.1)
+        if scheduler == "none":
+            return None
+        raise ConfigError(f"unknown scheduler {scheduler!r}; choose one of {', '.join(SCHEDULERS)}")
+
+    # -- one batch ----------------------------------------------------------------------------
+    def accumulate_gradients(self, x: torch.Tensor, target: torch.Tensor):
+        """Forward and backward one batch ``x (T, B, ...)`` in the trainer's mode, adding into ``.grad``.
+
+        Returns ``(loss, output)``: the sequence loss as a float and the output sequence (detached).
+        """
+        if self.mode == "bptt":
+            out = self.model(x)
+            loss = self.loss(out, target)
+            loss.backward()
+            return loss.item(), out.detach()
+        steps = x.shape[0]
+        if self.mode == "sltt":
+            learn_at = range(steps)
+        else:
+            learn_at = torch.randperm(steps)[: self.sltt_k].tolist()
+        learn_at, n_learn = set(learn_at), len(learn_at)
+        state, outputs = None, []
+        for t in range(steps):
+            with torch.set_grad_enabled(t in learn_at):
+                out_t, state = self.model.step(x[t], state)
+                if t in learn_at:
+                    self.loss.per_step(out_t, target, n_learn).backward()
+            state = detach_state(state)
+            outputs.append(out_t.detach())
+        out = torch.stack(outputs)
+        return self.loss(out, target).item(), out
+
+    def _train_batch(self, x, target):
+        self.optimizer.zero_grad(set_to_none=True)
+        loss, out = self.accumulate_gradients(x, target)
+        if not math.isfinite(loss):
+            raise TrainingError(f"training diverged: loss is {loss} at epoch {self.epoch + 1}; lower the learning rate")
+        if self.grad_clip is not None:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        self.optimizer.step()
+        return loss, self.loss.predict(out)
+
+    def _batches(self, data, shuffle: bool):
+        if isinstance(data, DataLoader):
+            return data
+        generator = self.shuffle_generator if shuffle else None
+        return DataLoader(data, batch_size=self.batch_size, shuffle=shuffle, generator=generator)
+
+    def _to_time_first(self, frames, target):
+        return frames.to(self.device, torch.float32).transpose(0, 1).contiguous(), target.to(self.device)
+
+    # -- epochs -------------------------------------------------------------------------------
+    def fit(self, train: Dataset | DataLoader, val: Dataset | DataLoader | None = None, resume: bool = False):
+        """Train for the remaining epochs; returns the history (one metrics dict per epoch).
+
+        With ``resume=True`` the trainer first restores ``out_dir/last.pt`` (weights, optimiser,
+        scheduler, random states, epoch, metrics).
+        """
+        if resume:
+            self.resume()
+        for epoch in range(self.epoch, self.epochs):
+            started = time.perf_counter()
+            train_metrics = self._train_epoch(train, epoch)
+            row = {"epoch": epoch + 1, **train_metrics, "lr": self.optimizer.param_groups[0]["lr"]}
+            if val is not None:
+                evaluation = self.evaluate(val, desc="validate")
+                row.update(val_loss=evaluation["loss"], val_accuracy=evaluation["accuracy"])
+            if self.scheduler is not None:
+                self.scheduler.step()
+            row["seconds"] = round(time.perf_counter() - started, 3)
+            self.history.append(row)
+            self.epoch = epoch + 1
+            self._save_epoch(is_best=self._is_best(row))
+        return self.history
+
+    def _train_epoch(self, data, epoch):
+        self.model.train()
+        total_loss = correct = seen = 0
+        batches = tqdm(self._batches(data, shuffle=True), desc=f"epoch {epoch + 1}/{self.epochs}",
+                       disable=not self.progress, leave=False, dynamic_ncols=True)
+        for frames, target in batches:
+            x, target = self._to_time_first(frames, target)
+            loss, predicted = self._train_batch(x, target)
+            total_loss += loss * len(target)
+            correct += (predicted == target).sum().item()
+            seen += len(target)
+            batches.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.3f}")
+        return {"train_loss": total_loss / seen, "train_accuracy": correct / seen}
+
+    @torch.no_grad()
+    def evaluate(self, data: Dataset | DataLoader, desc: str = "evaluate") -> dict:
+        """Loss, accuracy and confusion matrix (``confusion[true][predicted]``) of the model on ``data``."""
+        self.model.eval()
+        total_loss, predictions, targets = 0.0, [], []
+        for frames, target in tqdm(self._batches(data, shuffle=False), desc=desc, disable=not self.progress,
+                                   leave=False, dynamic_ncols=True):
+            x, target = self._to_time_first(frames, target)
+            out = self.model(x)
+            total_loss += self.loss(out, target).item() * len(target)
+            predictions.append(self.loss.predict(out).cpu())
+            targets.append(target.cpu())
+        return summarize(torch.cat(predictions), torch.cat(targets), total_loss, out.shape[-1])
+
+    # -- run folder ---------------------------------------------------------------------------
+    def _is_best(self, row):
+        key = "val_accuracy" if "val_accuracy" in row else "train_accuracy"
+        return all(row[key] > earlier.get(key, -1.0) for earlier in self.history[:-1])
+
+    def checkpoint(self) -> dict:
+        """Everything needed to continue this run exactly, as tensors and plain data."""
+        try:
+            model_spec = spec_of(self.model)
+        except ConfigError:  # a custom model class: sl.load() then needs model=...
+            model_spec = None
+        return {
+            "epoch": self.epoch,
+            "model_name": self.model_name,
+            "model_spec": model_spec,
+            "model_state": self.model.state_dict(),
+            "optimizer_state": self.optimizer.state_dict(),
+            "scheduler_state": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "rng_state": {**capture_rng_state(), "shuffle": self.shuffle_generator.get_state()},
+            "config": self.config,
+            "metrics": self.history,
+        }
+
+    def _save_epoch(self, is_best: bool):
+        if self.out_dir is None:
+            return
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        checkpoint = self.checkpoint()
+        save_checkpoint(self.out_dir / "last.pt", checkpoint)
+        if is_best:
+            save_checkpoint(self.out_dir / "best.pt", checkpoint)
+        lines = "".join(json.dumps(row) + "\n" for row in self.history)
+        (self.out_dir / "metrics.jsonl").write_text(lines)
+        plot_training_curve(self.history, self.out_dir / "curve.png")
+
+    def resume(self):
+        """Restore the state saved in ``out_dir/last.pt``."""
+        if self.out_dir is None:
+            raise ConfigError("resume needs the run folder: pass out_dir (CLI: --out) of the interrupted run")
+        checkpoint = load_checkpoint(self.out_dir / "last.pt")
+        self.model.load_state_dict(checkpoint["model_state"])
+        self.optimizer.load_state_dict(checkpoint["optimizer_state"])
+        if self.scheduler is not None and checkpoint["scheduler_state"] is not None:
+            self.scheduler.load_state_dict(checkpoint["scheduler_state"])
+        restore_rng_state(checkpoint["rng_state"])
+        self.shuffle_generator.set_state(checkpoint["rng_state"]["shuffle"])
+        self.epoch = checkpoint["epoch"]
+        self.history = list(checkpoint["metrics"])
+
+
+def summarize(predictions, targets, total_loss, num_classes) -> dict:
+    """Accuracy, mean loss and confusion matrix from predictions and labels."""
+    n = len(targets)
+    return {
+        "loss": total_loss / n,
+        "accuracy": (predictions == targets).float().mean().item(),
+        "n": n,
+        "confusion": confusion_matrix(predictions, targets, num_classes).tolist(),
+    }

@@ -1,0 +1,46 @@
+"""Shared test fixtures: a private cache folder, the real N-MNIST sample, and no network."""
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+NMNIST_SAMPLE = REPO.parent / "shared" / "data" / "nmnist-sample"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+    """Every test writes caches (binned frames, the demo set) to one session folder, never ~/.cache."""
+    cache = tmp_path_factory.mktemp("spikelab-cache")
+    old = os.environ.get("SPIKELAB_CACHE")
+    os.environ["SPIKELAB_CACHE"] = str(cache)
+    yield cache
+    if old is None:
+        os.environ.pop("SPIKELAB_CACHE", None)
+    else:
+        os.environ["SPIKELAB_CACHE"] = old
+
+
+class NetworkBlocked(RuntimeError):
+    pass
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch):
+    """Tests never touch the network: any outgoing connection fails loudly."""
+
+    def refuse(*args, **kwargs):
+        raise NetworkBlocked("a test tried to open a network connection")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+
+
+@pytest.fixture(scope="session")
+def nmnist_sample():
+    """The 1,100 real N-MNIST recordings in the original layout (read-only)."""
+    if not (NMNIST_SAMPLE / "NMNIST" / "Test").is_dir():
+        pytest.fail(f"real N-MNIST sample missing at {NMNIST_SAMPLE}; the shared/ folder must sit beside the checkout")
+    return NMNIST_SAMPLE

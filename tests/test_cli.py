@@ -1,0 +1,111 @@
+"""The spikelab command, run as a user runs it: in a subprocess, on the built-in demo set."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from spikelab.cli import build_parser, main
+from spikelab.training import load_checkpoint
+
+TINY = ["--hidden", "32", "--epochs", "3", "--batch-size", "128", "--no-progress", "--seed", "1"]
+
+
+def spikelab(*args, check=True, **kwargs):
+    result = subprocess.run([sys.executable, "-m", "spikelab.cli", *args], capture_output=True, text=True,
+                            env=os.environ.copy(), timeout=900, **kwargs)
+    if check and result.returncode != 0:
+        raise AssertionError(f"spikelab {' '.join(args)} failed ({result.returncode}):\n{result.stderr[-3000:]}")
+    return result
+
+
+def test_every_option_is_described():
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices
+    assert set(commands) == {"train", "eval", "models", "bench"}
+    for name, command in commands.items():
+        for action in command._actions:
+            if action.dest != "help":
+                assert action.help, f"spikelab {name} {action.option_strings or action.dest} has no help text"
+    train_options = {s for a in commands["train"]._actions for s in a.option_strings}
+    assert {"--model", "--dataset", "--data-dir", "--dt", "--epochs", "--batch-size", "--lr", "--neuron", "--mode",
+            "--seed", "--device", "--out", "--resume"} <= train_options
+
+
+def test_models_lists_architectures(capsys):
+    assert main(["models"]) == 0
+    listed = capsys.readouterr().out
+    for name in ("mlp", "conv", "rsnn"):
+        assert name in listed
+
+
+def test_train_then_eval_on_demo(tmp_path):
+    run = tmp_path / "run"
+    trained = spikelab("train", *TINY, "--out", str(run))
+    assert "test accuracy" in trained.stdout
+    for name in ("last.pt", "best.pt", "metrics.jsonl", "curve.png", "val_indices.json", "test.json"):
+        assert (run / name).is_file(), name
+    test_result = json.loads((run / "test.json").read_text())
+    assert test_result["accuracy"] > 0.5  # 3 short epochs of a tiny net: far above chance (0.1)
+    evaluated = spikelab("eval", str(run), "--no-progress")
+    assert f"test accuracy {test_result['accuracy']:.4f}" in evaluated.stdout
+    assert "confusion matrix" in evaluated.stdout
+    rows = [line for line in evaluated.stdout.splitlines() if line.strip() and line.split()[0].isdigit()]
+    assert len(rows) == 11  # header of class numbers plus one row per class
+    val = json.loads((run / "val_indices.json").read_text())["val"]
+    assert len(val) == len(set(val)) and 100 < len(val) < 200  # 10 % of the 1,438 demo training recordings
+
+
+def test_kill_9_then_resume_gives_same_result(tmp_path):
+    straight = tmp_path / "straight"
+    spikelab("train", *TINY, "--epochs", "4", "--out", str(straight))
+    interrupted = tmp_path / "interrupted"
+    command = [sys.executable, "-m", "spikelab.cli", "train", *TINY, "--epochs", "4", "--out", str(interrupted)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
+    metrics = interrupted / "metrics.jsonl"
+    deadline = time.monotonic() + 600
+    while not (metrics.exists() and len(metrics.read_text().splitlines()) >= 2):
+        assert process.poll() is None, "the run ended before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    time.sleep(0.3)  # into the third epoch
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert load_checkpoint(interrupted / "last.pt")["epoch"] < 4
+    resumed = spikelab("train", *TINY, "--epochs", "4", "--out", str(interrupted), "--resume")
+    assert "resuming" in resumed.stdout
+    a, b = load_checkpoint(straight / "last.pt"), load_checkpoint(interrupted / "last.pt")
+    assert a["epoch"] == b["epoch"] == 4
+    for name, value in a["model_state"].items():
+        assert torch.equal(value, b["model_state"][name]), name
+    drop_time = lambda rows: [{k: v for k, v in row.items() if k != "seconds"} for row in rows]  # noqa: E731
+    assert drop_time(a["metrics"]) == drop_time(b["metrics"])
+    assert json.loads((straight / "test.json").read_text())["accuracy"] == \
+        json.loads((interrupted / "test.json").read_text())["accuracy"]
+
+
+def test_bad_checkpoint_is_one_line_error_without_traceback(tmp_path):
+    bogus = tmp_path / "model.pt"
+    bogus.write_text("not a checkpoint")
+    result = spikelab("eval", str(bogus), check=False)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: ") and "not a spikelab checkpoint" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_dataset_names_the_files(tmp_path, capsys):
+    # in-process, so the test's network block applies: the download attempt fails as it would offline
+    code = main(["train", "--dataset", "shd", "--data-dir", str(tmp_path / "nothing"), "--no-progress",
+                 "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("error: ") and "shd_train.h5" in err
+
+
+def test_option_that_does_not_apply_is_refused(tmp_path):
+    result = spikelab("train", "--dataset", "demo", "--channel-group", "5", "--out", str(tmp_path / "x"), check=False)
+    assert result.returncode == 2 and "--channel-group" in result.stderr and "Traceback" not in result.stderr

@@ -1,0 +1,41 @@
+"""The LIF benchmark runs small, prints nothing, and its variants compute the same loss."""
+import json
+
+import pytest
+
+from spikelab.bench import format_lif_table, run_lif_benchmark
+
+pytest.importorskip("snntorch")
+
+
+def test_small_benchmark_result(capsys):
+    result = run_lif_benchmark(rounds=2, warmup=1, threads=1, batch=2, steps=6, sizes=(12, 8, 3), seed=1)
+    assert capsys.readouterr().out == ""
+    json.dumps(result)  # serialisable for `spikelab bench lif --json`
+    variants = result["variants"]
+    assert {"spikelab", "snntorch", "floor"} <= set(variants)
+    for v in variants.values():
+        assert len(v["times_ms"]) == 2 and v["iqr_ms"][0] <= v["median_ms"] <= v["iqr_ms"][1]
+    assert result["loss_check"]["agree"], result["loss_check"]
+    assert variants["spikelab"]["grad_norm_w1"] == pytest.approx(variants["snntorch"]["grad_norm_w1"], rel=1e-5)
+    assert set(result["ratios"]) == {"snntorch/spikelab", "spikingjelly/spikelab", "spikelab/floor"}
+    table = format_lif_table(result)
+    assert "spikelab" in table and "loss check" in table
+
+
+def test_missing_peer_is_reported(monkeypatch):
+    import spikelab.bench as bench
+
+    monkeypatch.setitem(bench.PEERS, "spikingjelly", ("no-such-package-xyz", None))
+    result = run_lif_benchmark(rounds=2, warmup=0, threads=1, batch=2, steps=4, sizes=(6, 4, 2))
+    assert "spikingjelly" not in result["variants"]
+    assert "not installed" in result["missing"]["spikingjelly"]
+    assert result["ratios"]["spikingjelly/spikelab"] is None
+    assert "n/a" in format_lif_table(result)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError):
+        run_lif_benchmark(rounds=1)
+    with pytest.raises(ValueError):
+        run_lif_benchmark(reset="none")
