@@ -1,33 +1,20 @@
-"""LIF training speed on CPU: spikelab vs snnTorch, SpikingJelly and the matrix-multiply floor.
+"""LIF training speed and memory on CPU: spikelab vs snnTorch, SpikingJelly and the matrix-multiply floor.
 
-700-256-256-20 LIF network, batch 32, T=100, forward + backward, variants interleaved in one process
-(see ``spikelab/bench.py``). Goals: >= 1.5x faster than snnTorch, >= 1.1x faster than SpikingJelly,
-within 1.3x of the floor. SpikingJelly is optional: ``pip install --no-deps spikingjelly``.
+700-256-256-20 LIF network, batch 32, T=100, forward + backward, variants interleaved one iteration at a
+time in one process (method and variants: ``spikelab/bench.py``), then the peak activation memory of
+BPTT vs SLTT vs SLTT-K at T = 100 and 500. Goals: >= 1.5x faster than snnTorch, >= 1.1x faster than
+SpikingJelly, within 1.3x of the floor; SLTT at most 30 % of BPTT's memory at T = 100.
+SpikingJelly is optional (``pip install --no-deps spikingjelly loguru``). Timings depend on how busy the
+machine is: the result records the load average before and after.
 
-    python experiments/bench_lif.py --rounds 30
-    python experiments/bench_lif.py --rounds 30 --json results.json
+    python experiments/bench_lif.py --rounds 30            # tables  (same as: spikelab bench lif)
+    python experiments/bench_lif.py --rounds 30 --json     # full result (raw times included) as JSON
+
+Measured (2-core VM, torch 2.13 CPU, 2 threads, quiet machine): see the README's benchmark table.
 """
-import argparse
-import json
+import sys
 
-from spikelab.bench import format_lif_table, run_lif_benchmark
-
-
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=30, help="timed iterations per variant (default 30)")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed rounds first (default 3)")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
-    parser.add_argument("--reset", choices=("zero", "subtract"), default="zero",
-                        help="reset of every variant (default zero: the same equations in all frameworks)")
-    parser.add_argument("--json", metavar="PATH", help="also write the full result (raw times included) here")
-    args = parser.parse_args()
-    result = run_lif_benchmark(rounds=args.rounds, warmup=args.warmup, threads=args.threads, reset=args.reset)
-    print(format_lif_table(result))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
-
+from spikelab.cli import main
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main(["bench", "lif", *sys.argv[1:]]))

@@ -28,6 +28,8 @@ one iteration at a time, in an order rotated every round, so background load hit
 from __future__ import annotations
 
 import importlib.metadata
+import logging
+import os
 import platform
 import statistics
 import time
@@ -47,8 +49,9 @@ def _version(package: str) -> str | None:
 
 
 def _linears(sizes, seed: int) -> list[nn.Linear]:
-    torch.manual_seed(seed)
-    layers = [nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:])]
+    with torch.random.fork_rng():  # seeded weights without touching the caller's random state
+        torch.manual_seed(seed)
+        layers = [nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:])]
     with torch.no_grad():
         for layer in layers:
             layer.weight.mul_(WEIGHT_GAIN)
@@ -170,10 +173,14 @@ def run_lif_benchmark(rounds: int = 30, warmup: int = 3, threads: int = 2, batch
         raise ValueError(f"reset must be 'zero' or 'subtract', got {reset!r}")
     old_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
+    triton_log = logging.getLogger("torch._library.triton")  # SpikingJelly's custom ops warn when triton is absent
+    old_level = triton_log.level
+    triton_log.setLevel(logging.ERROR)
     try:
         return _run(rounds, warmup, threads, batch, steps, tuple(sizes), seed, reset)
     finally:
         torch.set_num_threads(old_threads)
+        triton_log.setLevel(old_level)
 
 
 def _run(rounds, warmup, threads, batch, steps, sizes, seed, reset) -> dict:
@@ -199,6 +206,7 @@ def _run(rounds, warmup, threads, batch, steps, sizes, seed, reset) -> dict:
         variants[name] = (net, forward)
         times[name] = {"forward": [], "backward": []}
 
+    load_before = os.getloadavg()[0]
     info = {}
     for name, (net, forward) in variants.items():  # one checked pass each: loss, rates, gradient (untimed)
         hidden = []
@@ -232,25 +240,31 @@ def _run(rounds, warmup, threads, batch, steps, sizes, seed, reset) -> dict:
                    "sizes": list(sizes), "seed": seed, "reset": reset, "beta": BETA, "threshold": THRESHOLD,
                    "surrogate": f"atan(alpha={ALPHA})", "detach_reset": True, "input_rate": INPUT_RATE,
                    "weight_gain": WEIGHT_GAIN},
-        "versions": {"python": platform.python_version(), "machine": platform.machine(),
+        "machine": {"cpus": os.cpu_count(), "arch": platform.machine(),
+                    "load_average_1min": [load_before, os.getloadavg()[0]]},
+        "versions": {"python": platform.python_version(),
                      **{p: _version(p) for p in ("torch", "numba", "snntorch", "spikingjelly")}},
         "variants": result_variants,
         "missing": missing,
-        "loss_check": _loss_check(result_variants),
+        "loss_check": _loss_check(result_variants, reset),
         "ratios": _ratios(result_variants),
         "goals": _goals(result_variants),
         "notes": [
-            "times are wall-clock ms per iteration (forward + loss + backward), interleaved in one process",
+            "times are wall-clock ms per iteration (forward + loss + backward), interleaved in one process; "
+            "load_average_1min (before, after) shows how busy the machine was",
             "peer/spikelab > 1 means spikelab is faster; spikelab/floor is its cost over the matrix products alone",
             "floor: identity in place of every LIF layer (same Linear products, forward + backward)",
         ] + [f"{name} skipped: {why}" for name, why in missing.items()],
     }
 
 
-def _loss_check(variants: dict) -> dict:
+def _loss_check(variants: dict, reset: str) -> dict:
+    """Do the variants with the same equations reach the same loss? (SpikingJelly's soft reset differs.)"""
     losses = {name: v["loss"] for name, v in variants.items() if name != "floor"}
-    spread = max(losses.values()) - min(losses.values())
-    return {"losses": losses, "max_abs_diff": spread, "agree": spread <= 1e-4 * max(1.0, abs(losses["spikelab"]))}
+    compared = [name for name in losses if not (name == "spikingjelly" and reset == "subtract")]
+    spread = max(losses[name] for name in compared) - min(losses[name] for name in compared)
+    return {"losses": losses, "compared": compared, "max_abs_diff": spread,
+            "agree": spread <= 1e-4 * max(1.0, abs(losses["spikelab"]))}
 
 
 def _ratio(variants: dict, a: str, b: str) -> float | None:
@@ -276,7 +290,8 @@ def format_lif_table(result: dict) -> str:
     cfg = result["config"]
     lines = [f"LIF {'-'.join(map(str, cfg['sizes']))}, batch {cfg['batch']}, T={cfg['steps']}, "
              f"reset={cfg['reset']}, {cfg['threads']} threads, {cfg['rounds']} rounds "
-             f"(torch {result['versions']['torch']}, numba {result['versions']['numba']})",
+             f"(torch {result['versions']['torch']}, numba {result['versions']['numba']}, load average "
+             f"{result['machine']['load_average_1min'][0]:.2f} -> {result['machine']['load_average_1min'][1]:.2f})",
              f"{'variant':<13}{'fwd ms':>8}{'bwd ms':>8}{'total ms':>10}{'IQR':>16}{'min':>8}"
              f"{'x spikelab':>11}{'loss':>9}{'|dW1|':>9}  hidden rates"]
     base = result["variants"].get("spikelab", {}).get("median_ms")
@@ -287,10 +302,55 @@ def format_lif_table(result: dict) -> str:
                      f"{f'{q1:.1f}-{q3:.1f}':>16}{v['min_ms']:>8.1f}{v['median_ms'] / base:>11.2f}"
                      f"{v['loss']:>9.4f}{v['grad_norm_w1']:>9.2f}  {rates}")
     check = result["loss_check"]
-    lines.append(f"loss check: max |diff| {check['max_abs_diff']:.2e} -> {'agree' if check['agree'] else 'DIFFER'}")
+    lines.append(f"loss check ({', '.join(check['compared'])}): max |diff| {check['max_abs_diff']:.2e} -> "
+                 f"{'agree' if check['agree'] else 'DIFFER'}")
     for key, met in result["goals"].items():
         ratio = result["ratios"][key.split()[0]]
         lines.append(f"goal {key}: " + ("n/a (peer missing)" if ratio is None else
                                          f"{ratio:.2f} {'met' if met else 'NOT met'}"))
     lines += [f"note: {note}" for note in result["notes"]]
+    return "\n".join(lines)
+
+
+def run_memory_benchmark(steps=(100, 500), batch: int = 32, sizes=(700, 256, 256, 20), sltt_k: int = 2,
+                         threads: int = 2, seed: int = 0) -> dict:
+    """Peak activation memory of one training step, BPTT vs SLTT vs SLTT-K, for each T in ``steps``.
+
+    The network is the speed benchmark's (LIF layers, zero reset, leaky readout, per-step loss). Memory is
+    :func:`spikelab.training.memory.training_step_peak_bytes`: the peak of what torch allocates during
+    forward + backward, counted from zero, so weights and the input batch are left out (the weight
+    gradients, the same in every mode, are in). Nothing is printed.
+    """
+    from spikelab.layers import Linear, Sequential
+    from spikelab.neurons import LIF, LeakyIntegrator
+    from spikelab.training import Trainer
+    from spikelab.training.memory import training_step_peak_bytes
+
+    torch.set_num_threads(threads)
+    rows = []
+    for t in steps:
+        x = (torch.rand(t, batch, sizes[0], generator=torch.Generator().manual_seed(seed)) < INPUT_RATE).float()
+        target = torch.arange(batch) % sizes[-1]
+        row = {"steps": t}
+        for mode in ("bptt", "sltt", "sltt-k"):
+            torch.manual_seed(seed)
+            layers = []
+            for n_in, n_out in zip(sizes[:-2], sizes[1:-1]):
+                layers += [Linear(n_in, n_out), LIF(beta=BETA)]
+            net = Sequential(*layers, Linear(sizes[-2], sizes[-1]), LeakyIntegrator(beta=BETA))
+            trainer = Trainer(net, loss="per_step", mode=mode, sltt_k=sltt_k, progress=False)
+            row[f"{mode}_mib"] = training_step_peak_bytes(trainer, x, target) / 2**20
+        row["sltt/bptt"] = row["sltt_mib"] / row["bptt_mib"]
+        rows.append(row)
+    return {"config": {"sizes": list(sizes), "batch": batch, "sltt_k": sltt_k, "threads": threads}, "rows": rows}
+
+
+def format_memory_table(result: dict) -> str:
+    """A plain-text table of :func:`run_memory_benchmark`'s result."""
+    cfg = result["config"]
+    lines = [f"peak activation memory of one training step, {'-'.join(map(str, cfg['sizes']))}, batch {cfg['batch']}",
+             f"{'T':>5}{'BPTT MiB':>10}{'SLTT MiB':>10}{'SLTT-K MiB':>12}{'SLTT/BPTT':>11}  (K = {cfg['sltt_k']})"]
+    for row in result["rows"]:
+        lines.append(f"{row['steps']:>5}{row['bptt_mib']:>10.2f}{row['sltt_mib']:>10.2f}{row['sltt-k_mib']:>12.2f}"
+                     f"{row['sltt/bptt']:>11.1%}")
     return "\n".join(lines)

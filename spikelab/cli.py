@@ -82,7 +82,7 @@ def _add_train_parser(commands):
     train.add_argument("--sltt-k", type=int, default=2, help="steps backpropagated per batch in sltt-k mode (default 2)")
     train.add_argument("--loss", choices=sorted(LOSSES), default="mean_membrane",
                        help="mean_membrane (default): CE on mean readout membrane; spike_count; summed_softmax; per_step")
-    train.add_argument("--epochs", type=int, default=None, help="epochs (default: demo 8, otherwise 20)")
+    train.add_argument("--epochs", type=int, default=None, help="epochs (default: demo 15, otherwise 20)")
     train.add_argument("--batch-size", type=int, default=64, help="samples per batch (default 64)")
     train.add_argument("--lr", type=float, default=2e-3, help="learning rate (default 2e-3)")
     train.add_argument("--optimizer", choices=("adam", "adamw", "sgd"), default="adam", help="optimiser (default adam)")
@@ -129,7 +129,7 @@ def _run_folder(args) -> Path:
 
 def _run_config(args) -> dict:
     """Everything that defines a run, as plain data (stored in every checkpoint)."""
-    epochs = args.epochs if args.epochs is not None else (8 if args.dataset == "demo" else 20)
+    epochs = args.epochs if args.epochs is not None else (15 if args.dataset == "demo" else 20)
     neuron_options = dict(beta=args.beta, threshold=args.threshold, reset=args.reset,
                           refractory_steps=args.refractory_steps, surrogate=args.surrogate, slope=args.slope,
                           learn_beta=False if args.learn_beta == "no" else args.learn_beta)
@@ -238,10 +238,14 @@ def list_models(args) -> int:
 
 
 def bench(args) -> int:
-    from spikelab.bench import format_lif_table, run_lif_benchmark
+    from spikelab.bench import format_lif_table, format_memory_table, run_lif_benchmark, run_memory_benchmark
 
-    result = run_lif_benchmark(rounds=args.rounds, threads=args.threads)
-    print(json.dumps(result, indent=2) if args.json else format_lif_table(result))
+    speed = run_lif_benchmark(rounds=args.rounds, threads=args.threads, reset=args.reset)
+    memory = run_memory_benchmark(threads=args.threads)
+    if args.json:
+        print(json.dumps({"speed": speed, "memory": memory}, indent=2))
+    else:
+        print(format_lif_table(speed) + "\n\n" + format_memory_table(memory))
     return 0
 
 
@@ -265,10 +269,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     benchmark = commands.add_parser("bench", help="speed and memory benchmarks against snnTorch and SpikingJelly",
                                     description="Interleaved side-by-side benchmark in one process; medians and ratios.")
-    benchmark.add_argument("target", choices=("lif",), help="lif: 700-256-256-20 LIF net, batch 32, T=100, fwd+bwd")
+    benchmark.add_argument("target", choices=("lif",), help="lif: 700-256-256-20 LIF net, batch 32, T=100, forward+backward time; "
+                                "then BPTT vs SLTT peak memory at T=100 and 500")
     benchmark.add_argument("--json", action="store_true", help="print the full result as JSON")
     benchmark.add_argument("--rounds", type=int, default=30, help="timed iterations per variant (default 30)")
     benchmark.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    benchmark.add_argument("--reset", choices=("zero", "subtract"), default="zero",
+                           help="reset of every variant (default zero: the same equations in all three frameworks; "
+                                "subtract leaves SpikingJelly out)")
     benchmark.set_defaults(run=bench)
     return parser
 

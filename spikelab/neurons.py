@@ -40,7 +40,7 @@ def _feature_shape(features) -> tuple[int, ...]:
 
 
 class _Leaky(nn.Module):
-    """The decay ``beta`` of a layer: a fixed buffer, or learnable as ``sigmoid(beta_logit)`` (per layer or neuron)."""
+    """The decay ``beta`` of a layer: a fixed float, or learnable as ``sigmoid(beta_logit)`` (per layer or neuron)."""
 
     def __init__(self, beta: float, learn_beta, features):
         super().__init__()
@@ -48,9 +48,11 @@ class _Leaky(nn.Module):
             raise ConfigError(f"learn_beta must be False, 'layer' or 'neuron', got {learn_beta!r}")
         if isinstance(beta, bool) or not isinstance(beta, numbers.Real) or not 0 <= beta < 1:
             raise ConfigError(f"beta must be a float in [0, 1), got {beta!r}")
+        self.record = False               # when True, forward keeps its outputs in self.recorded
+        self.recorded: dict | None = None
         self.learn_beta = learn_beta
+        self.beta_fixed = float(beta) if learn_beta is False else None
         if learn_beta is False:
-            self.register_buffer("beta_fixed", torch.tensor(float(beta)), persistent=False)
             return
         if beta == 0:
             raise ConfigError("a learnable beta must start inside (0, 1), got 0; pass e.g. beta=0.5")
@@ -65,6 +67,11 @@ class _Leaky(nn.Module):
     @property
     def beta(self) -> Tensor:
         """The effective decay per step: the fixed value, or ``sigmoid(beta_logit)`` (always inside (0, 1))."""
+        decay = self._decay()
+        return decay if isinstance(decay, Tensor) else torch.tensor(decay)
+
+    def _decay(self) -> float | Tensor:
+        """``beta`` as the functional API takes it: the fixed float (device-free), or the learnable tensor."""
         return self.beta_fixed if self.learn_beta is False else torch.sigmoid(self.beta_logit)
 
     def _beta_repr(self) -> str:
@@ -130,12 +137,10 @@ class LIF(_Leaky):
         p = check_parameters(LIFParameters(beta, threshold, reset, refractory_steps, surrogate, slope, detach_reset))
         self.threshold, self.reset, self.refractory_steps = p.threshold, p.reset, p.refractory_steps
         self.surrogate, self.slope, self.detach_reset = p.surrogate, p.slope, p.detach_reset
-        self.record = False
-        self.recorded: dict | None = None
 
     def lif_parameters(self) -> LIFParameters:
-        """This layer's :class:`LIFParameters` (with the effective ``beta`` tensor)."""
-        return LIFParameters(self.beta, self.threshold, self.reset, self.refractory_steps, self.surrogate,
+        """This layer's :class:`LIFParameters` (``beta``: the fixed float, or the effective learnable tensor)."""
+        return LIFParameters(self._decay(), self.threshold, self.reset, self.refractory_steps, self.surrogate,
                              self.slope, self.detach_reset)
 
     def forward(self, x: Tensor, state: LIFState | None = None, return_state: bool = False):
@@ -237,16 +242,14 @@ class LeakyIntegrator(_Leaky):
 
     def __init__(self, beta: float = 0.9, learn_beta=False, features=None):
         super().__init__(beta, learn_beta, features)
-        self.record = False
-        self.recorded: dict | None = None
 
     def forward(self, x: Tensor, state: Tensor | None = None) -> Tensor:
-        v = leaky_integrate(x, self.beta, state)
+        v = leaky_integrate(x, self._decay(), state)
         self._keep(v=v)
         return v
 
     def step(self, x_t: Tensor, state: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        v = leaky_integrate_step(x_t, state, self.beta)
+        v = leaky_integrate_step(x_t, state, self._decay())
         return v, v
 
     def extra_repr(self) -> str:

@@ -2,14 +2,13 @@
 import itertools
 
 import pytest
+import snntorch as snn
 import torch
+from snntorch import surrogate as snn_surrogate
 
 from spikelab.errors import ConfigError
 from spikelab.functional.lif import (LIFParameters, LIFState, leaky_integrate, leaky_integrate_step, lif_sequence,
                                      lif_step)
-
-snn = pytest.importorskip("snntorch")
-from snntorch import surrogate as snn_surrogate  # noqa: E402
 
 T, B, N = 50, 4, 64
 
@@ -103,6 +102,26 @@ def test_numba_equals_torch_reference(reset, refractory, name, detach, dtype):
         if g1 is not None:
             torch.testing.assert_close(g1, g2, **tol)
     assert (grads1[3] is None) == detach  # s0 gets a gradient exactly when the reset is not detached
+
+
+@pytest.mark.parametrize("reset, refractory", [("zero", 1), ("subtract", 0)])
+def test_numba_across_neuron_chunks(reset, refractory):
+    """More neurons than one kernel chunk (plus a remainder): every chunk equals the torch reference."""
+    from spikelab.functional._lif_kernels import CHUNK
+
+    features = (2 * CHUNK + 37) // 3 + 1           # B * features spans two full chunks and a partial one
+    out = []
+    for backend in ("numba", "torch"):
+        x = _input(shape=(6, 3, features), scale=1.2).requires_grad_()
+        beta = torch.linspace(0.5, 0.95, features).requires_grad_()
+        s, v = lif_sequence(x, LIFParameters(beta, reset=reset, refractory_steps=refractory, detach_reset=False),
+                            backend=backend)
+        _loss(s, v).backward()
+        out.append((s, v, x.grad, beta.grad))
+    assert 3 * features > 2 * CHUNK
+    assert torch.equal(out[0][0], out[1][0]) and torch.equal(out[0][1], out[1][1])
+    for a, b in zip(out[0][2:], out[1][2:]):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
 
 
 def test_float32_kernel_matches_float32_reference_closely():

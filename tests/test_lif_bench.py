@@ -5,8 +5,6 @@ import pytest
 
 from spikelab.bench import format_lif_table, run_lif_benchmark
 
-pytest.importorskip("snntorch")
-
 
 def test_small_benchmark_result(capsys):
     result = run_lif_benchmark(rounds=2, warmup=1, threads=1, batch=2, steps=6, sizes=(12, 8, 3), seed=1)
@@ -39,3 +37,14 @@ def test_bad_arguments():
         run_lif_benchmark(rounds=1)
     with pytest.raises(ValueError):
         run_lif_benchmark(reset="none")
+
+
+def test_sltt_memory_stays_flat_while_bptt_grows():
+    from spikelab.bench import format_memory_table, run_memory_benchmark
+
+    result = run_memory_benchmark(steps=(20, 80), batch=8, sizes=(60, 48, 48, 5), threads=1)
+    short, long = result["rows"]
+    assert long["bptt_mib"] > 3 * short["bptt_mib"]          # BPTT keeps every step's activations
+    assert long["sltt_mib"] < 1.5 * short["sltt_mib"]        # SLTT frees each step's graph after its backward
+    assert long["sltt/bptt"] < short["sltt/bptt"] < 1.0
+    assert "SLTT/BPTT" in format_memory_table(result)

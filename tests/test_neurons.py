@@ -90,11 +90,12 @@ def test_per_neuron_beta_acts_per_feature():
     torch.testing.assert_close(decay, lif.beta.detach().expand(4, 2, 3))
 
 
-def test_fixed_beta_is_a_buffer_not_a_parameter():
+def test_fixed_beta_is_configuration_not_a_parameter():
     lif = LIF(beta=0.7)
     assert list(lif.parameters()) == []
     assert lif.beta.item() == pytest.approx(0.7)
-    assert "beta" not in "".join(lif.state_dict())  # it is configuration, not learned state
+    assert lif.state_dict() == {}  # it is configuration, not learned state
+    assert lif.lif_parameters().beta == 0.7
     lif64 = LIF(beta=0.7).double()
     assert lif64(_input().double()).dtype == torch.float64
 

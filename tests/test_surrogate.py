@@ -2,12 +2,11 @@
 import math
 
 import pytest
+import snntorch.surrogate as snntorch_surrogate
 import torch
 
 from spikelab.errors import ConfigError
 from spikelab.functional.surrogate import SURROGATES, default_slope, spike, surrogate_grad
-
-snntorch_surrogate = pytest.importorskip("snntorch.surrogate")
 
 
 def test_forward_is_heaviside_with_ties_firing():

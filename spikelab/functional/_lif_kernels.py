@@ -5,9 +5,12 @@ is the reference these kernels are tested against.
 
 Layout: arrays are C-contiguous ``(T, N)`` (N = batch x features) or ``(N,)``. Neurons are independent, so
 the kernels take them in chunks of ``CHUNK``: for each chunk, time runs outer and the chunk's neurons inner,
-with the chunk's state (membrane, spikes, carried gradient) in small local arrays. The state then stays in
-L1 cache and the inner loops touch few distinct arrays, which lets LLVM vectorise them (the plain
-"whole row per step" loop ran 2-5x slower).
+with the chunk's state (membrane, spikes, carried gradient) in small local arrays. Local state keeps the
+inner loops free of aliasing between the input and output rows, so LLVM vectorises them (a plain "whole row
+per step" loop over the output arrays ran 2-5x slower), and long chunks keep each row segment a long
+contiguous stream for the hardware prefetcher: with cold caches, as inside a network, chunks of 8192
+neurons ran the forward scan about 1.7x and the backward 1.3x faster than chunks of 512, and larger chunks
+gained nothing measurable. The state of one chunk (at most five arrays of 32-64 KB) stays in L2 cache.
 
 Numerics: every scalar argument has the arrays' dtype (``thr``, the 0/1 multipliers ``cz``, ``cs``, ``cr``,
 ``cd``, the surrogate constants, ``one``) and no float literal appears, so float32 stays float32. The options
@@ -18,7 +21,7 @@ enter as 0/1 multipliers rather than branches (``a - cz * (a * p)`` is ``a * (1 
 import numba
 import numpy as np
 
-CHUNK = 512
+CHUNK = 8192
 _JIT = dict(cache=True, nogil=True, error_model="numpy")
 
 

@@ -72,6 +72,7 @@ Example::
 """
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from typing import NamedTuple
@@ -79,6 +80,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 from spikelab.errors import ConfigError
 from spikelab.functional.surrogate import resolve_slope, spike, surrogate_grad, surrogate_name
@@ -118,7 +120,7 @@ class LIFParameters(NamedTuple):
 
 
 def check_parameters(p: LIFParameters) -> LIFParameters:
-    """``p`` validated (ConfigError naming the bad field) with the surrogate name made canonical and the slope filled in."""
+    """``p`` validated (ConfigError naming the bad field), with a canonical surrogate name and the slope filled in."""
     if not isinstance(p, LIFParameters):
         raise ConfigError(f"expected LIFParameters, got {type(p).__name__}")
     beta = p.beta
@@ -178,33 +180,44 @@ def lif_step(x_t: Tensor, state: LIFState | None, p: LIFParameters) -> tuple[Ten
 
 
 class _LIFScan(torch.autograd.Function):
-    """The whole LIF sequence as one autograd node. ``beta``, ``v0``, ``s0`` have one step's shape."""
+    """The whole LIF sequence as one autograd node.
+
+    ``beta`` is a float or a tensor of one step's shape; ``v0``, ``s0`` are tensors of one step's shape or None
+    (rest). Outputs ``(s, v)``.
+    """
 
     @staticmethod
-    def forward(ctx, x: Tensor, beta: Tensor, v0: Tensor, s0: Tensor, p: LIFParameters, use_numba: bool):
+    def forward(ctx, x: Tensor, beta, v0: Tensor | None, s0: Tensor | None, p: LIFParameters, use_numba: bool):
         ctx.set_materialize_grads(False)
         ctx.p, ctx.use_numba = p, use_numba
-        beta, v0, s0 = beta.contiguous(), v0.contiguous(), s0.contiguous()
+        beta_is_tensor = isinstance(beta, Tensor)
+        if beta_is_tensor:
+            beta = beta.contiguous()
+        ctx.beta = None if beta_is_tensor else beta  # a float beta is not saved as a tensor
+        if v0 is not None:
+            v0, s0 = v0.contiguous(), s0.contiguous()
         if use_numba:
             v, s = _numba_forward(x, beta, v0, s0, p)
         else:
             v = torch.empty_like(x, memory_format=torch.contiguous_format)
             s = torch.empty_like(v)
-            v_prev, s_prev = v0, s0
+            v_prev, s_prev = (v0, s0) if v0 is not None else (v.new_zeros(x.shape[1:]),) * 2
             for t in range(x.shape[0]):
                 v_prev = v[t] = _membrane(x[t], v_prev, s_prev, beta, p)
                 s_prev = s[t] = (v_prev >= p.threshold).to(x.dtype)
         # backward reads x only where the next step's input depends on a spike that carries gradient
         x_saved = x if p.refractory_steps == 1 and not p.detach_reset else None
-        ctx.save_for_backward(v, beta, v0, s0, x_saved)
+        ctx.save_for_backward(v, beta if beta_is_tensor else None, v0, s0, x_saved)
         return s, v
 
     @staticmethod
+    @once_differentiable  # the backward pass is itself not differentiable (numba); double backward raises
     def backward(ctx, gs: Tensor | None, gv: Tensor | None):
-        v, beta, v0, s0, x = ctx.saved_tensors
+        v, beta_t, v0, s0, x = ctx.saved_tensors
         p = ctx.p
         if gs is None and gv is None:
             return None, None, None, None, None, None
+        beta = ctx.beta if beta_t is None else beta_t
         backward = _numba_backward if ctx.use_numba else _torch_backward
         gx, gbeta, a0 = backward(gs, gv, v, x, beta, v0, s0, p)
         # step 0 read v0 and s0:  v[0] = beta * keep0 * v0 + mask0 * x[0] - thr * s0 * [subtract]
@@ -226,12 +239,20 @@ class _LIFScan(torch.autograd.Function):
 
 def _flat(t: Tensor, time_first: bool = False) -> np.ndarray:
     """A numpy view of a CPU tensor, 1-D or ``(T, N)`` if ``time_first``; copies only if ``t`` is not contiguous."""
-    t = t.detach()
-    if not t.is_contiguous():
-        t = t.contiguous()
-    return (t.view(t.shape[0], math.prod(t.shape[1:])) if time_first else t.view(-1)).numpy()
+    a = (t if t.is_contiguous() else t.contiguous()).detach().numpy()
+    return a.reshape(t.shape[0], math.prod(t.shape[1:])) if time_first else a.reshape(-1)
 
 
+def _step_array(value, n: int, dtype) -> np.ndarray:
+    """One step's values as a 1-D array for the kernels: a tensor's data, a float repeated, or zeros for None."""
+    if value is None:
+        return np.zeros(n, dtype)
+    if isinstance(value, Tensor):
+        return _flat(value)
+    return np.full(n, value, dtype)
+
+
+@functools.lru_cache(maxsize=64)
 def _kernel_options(p: LIFParameters, dtype: torch.dtype) -> dict:
     """The kernels' scalar arguments, each in the arrays' dtype (see ``_lif_kernels``)."""
     cast = np.float32 if dtype == torch.float32 else np.float64
@@ -241,16 +262,19 @@ def _kernel_options(p: LIFParameters, dtype: torch.dtype) -> dict:
         c1, c2 = p.slope, 0.0
     return dict(thr=cast(p.threshold), cz=cast(p.reset == "zero"), cs=cast(p.reset == "subtract"),
                 cr=cast(p.refractory_steps == 1), cd=cast(not p.detach_reset), kind=_SURROGATE_KIND[p.surrogate],
-                c1=cast(c1), c2=cast(c2), one=cast(1))
+                c1=cast(c1), c2=cast(c2), one=cast(1), np_dtype=np.dtype(cast))
 
 
-def _numba_forward(x: Tensor, beta: Tensor, v0: Tensor, s0: Tensor, p: LIFParameters) -> tuple[Tensor, Tensor]:
+def _numba_forward(x: Tensor, beta, v0, s0, p: LIFParameters) -> tuple[Tensor, Tensor]:
     from spikelab.functional import _lif_kernels  # numba loads on the first CPU scan only
 
-    v = torch.empty(x.shape, dtype=x.dtype)
-    s = torch.empty(x.shape, dtype=x.dtype)
     o = _kernel_options(p, x.dtype)
-    _lif_kernels.lif_forward(_flat(x, True), _flat(beta), _flat(v0), _flat(s0), o["thr"], o["cz"], o["cs"], o["cr"],
+    xa = _flat(x, True)
+    # outputs come from torch's allocator (not numpy's) so memory profiling sees them
+    v, s = torch.empty(x.shape, dtype=x.dtype), torch.empty(x.shape, dtype=x.dtype)
+    n = xa.shape[1]
+    _lif_kernels.lif_forward(xa, _step_array(beta, n, o["np_dtype"]), _step_array(v0, n, o["np_dtype"]),
+                             _step_array(s0, n, o["np_dtype"]), o["thr"], o["cz"], o["cs"], o["cr"],
                              _flat(v, True), _flat(s, True))
     return v, s
 
@@ -258,17 +282,19 @@ def _numba_forward(x: Tensor, beta: Tensor, v0: Tensor, s0: Tensor, p: LIFParame
 def _numba_backward(gs, gv, v, x, beta, v0, s0, p: LIFParameters):
     from spikelab.functional import _lif_kernels
 
-    T = v.shape[0]
-    gx = torch.empty_like(v)
-    gbeta = torch.zeros_like(v0)
-    a0 = torch.zeros_like(v0)
-    if T:
-        o = _kernel_options(p, v.dtype)
-        absent = np.zeros((1, v0.numel()), dtype=_flat(v0).dtype)  # stands for a missing gs, gv or x
+    o = _kernel_options(p, v.dtype)
+    va = _flat(v, True)
+    n = va.shape[1]
+    dtype = o["np_dtype"]
+    gx = torch.empty(v.shape, dtype=v.dtype)
+    gbeta, a0 = torch.zeros(v.shape[1:], dtype=v.dtype), torch.zeros(v.shape[1:], dtype=v.dtype)
+    if v.shape[0]:
+        absent = np.zeros((1, n), dtype)  # stands for a missing gs, gv or x
         _lif_kernels.lif_backward(
-            absent if gs is None else _flat(gs, True), absent if gv is None else _flat(gv, True), _flat(v, True),
-            absent if x is None else _flat(x, True), _flat(beta), _flat(v0), _flat(s0), o["thr"], o["cz"], o["cs"],
-            o["cr"], o["cd"], o["kind"], o["c1"], o["c2"], o["one"], _flat(gx, True), _flat(gbeta), _flat(a0))
+            absent if gs is None else _flat(gs, True), absent if gv is None else _flat(gv, True), va,
+            absent if x is None else _flat(x, True), _step_array(beta, n, dtype), _step_array(v0, n, dtype),
+            _step_array(s0, n, dtype), o["thr"], o["cz"], o["cs"], o["cr"], o["cd"], o["kind"], o["c1"], o["c2"],
+            o["one"], _flat(gx, True), _flat(gbeta), _flat(a0))
     return gx, gbeta, a0
 
 
@@ -281,6 +307,8 @@ def _torch_backward(gs, gv, v, x, beta, v0, s0, p: LIFParameters):
     """
     T = v.shape[0]
     zero_reset, subtract, refractory = p.reset == "zero", p.reset == "subtract", p.refractory_steps == 1
+    if v0 is None:
+        v0 = s0 = v.new_zeros(v.shape[1:])
     gx = torch.empty_like(v)
     gbeta = torch.zeros_like(v0)
     a = torch.zeros_like(v0)
@@ -339,12 +367,11 @@ def lif_sequence(x: Tensor, p: LIFParameters, state: LIFState | None = None, *,
         raise ConfigError(f"the numba backend runs CPU float32/float64 tensors only, got {x.device} {x.dtype}; "
                           "use backend='auto' or 'torch'")
     shape = x.shape[1:]
-    beta = _broadcast("beta", p.beta, shape, x)
-    if state is None:
-        v0 = s0 = x.new_zeros(()).expand(shape)
-    else:
+    beta = _broadcast("beta", p.beta, shape, x) if isinstance(p.beta, Tensor) else p.beta
+    v0 = s0 = None
+    if state is not None:
         v0, s0 = _broadcast("state.v", state.v, shape, x), _broadcast("state.s", state.s, shape, x)
-    # beta travels as a tensor argument so autograd sees it; the config carries no tensor
+    # a tensor beta travels as an argument so autograd sees it; the config carries no tensor
     return _LIFScan.apply(x, beta, v0, s0, p._replace(beta=None), use_numba)
 
 
