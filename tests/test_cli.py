@@ -108,3 +108,32 @@ def test_missing_dataset_names_the_files(tmp_path, capsys):
 def test_option_that_does_not_apply_is_refused(tmp_path):
     result = spikelab("train", "--dataset", "demo", "--channel-group", "5", "--out", str(tmp_path / "x"), check=False)
     assert result.returncode == 2 and "--channel-group" in result.stderr and "Traceback" not in result.stderr
+
+
+def write_learnable_shd(folder, n, seed):
+    """SHD-layout files where class c fires channels 100c..100c+99 (classes 0..3): learnable in one epoch."""
+    import numpy as np
+
+    from spikelab.datasets import write_shd_h5
+
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 4
+    times = [np.sort(rng.uniform(0, 0.45, 300)) for _ in labels]
+    units = [rng.integers(100 * c, 100 * c + 100, 300) for c in labels]
+    write_shd_h5(folder, times, units, labels)
+
+
+def test_train_and_eval_rsnn_on_shd_files(tmp_path, capsys):
+    write_learnable_shd(tmp_path / "shd" / "shd_train.h5", 120, seed=0)
+    write_learnable_shd(tmp_path / "shd" / "SHD_unused.h5", 1, seed=2)  # other files in the folder are ignored
+    write_learnable_shd(tmp_path / "shd" / "shd_test.h5", 40, seed=1)
+    run = tmp_path / "run"
+    code = main(["train", "--dataset", "shd", "--data-dir", str(tmp_path / "shd"), "--model", "rsnn", "--hidden", "24",
+                 "--dt", "50", "--duration", "500", "--channel-group", "10", "--epochs", "3", "--batch-size", "16",
+                 "--lr", "0.01", "--mode", "sltt", "--no-progress", "--out", str(run)])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "input (70,) x T=10" in out
+    assert json.loads((run / "test.json").read_text())["accuracy"] > 0.5  # 4 classes: chance is 0.25
+    assert main(["eval", str(run / "last.pt"), "--no-progress"]) == 0
+    assert "test accuracy" in capsys.readouterr().out
