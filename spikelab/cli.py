@@ -166,9 +166,14 @@ def train(args) -> int:
 
     started = time.perf_counter()
     out = _run_folder(args)
-    if args.resume:
+    resume = args.resume and (out / "last.pt").exists()
+    if args.resume and not resume:
+        print(f"no checkpoint in {out} yet: starting from the beginning")
+    if not args.resume and (out / "last.pt").exists():
+        raise ConfigError(f"{out} already holds a run: add --resume to continue it, or choose another --out")
+    if resume:
         config = load_checkpoint(out / "last.pt")["config"]["run"]
-        print(f"resuming {out} from its last checkpoint")
+        print(f"resuming {out} from its last checkpoint (with the options it was started with)")
     else:
         config = _run_config(args)
     trainer_options = config["trainer"]
@@ -184,7 +189,7 @@ def train(args) -> int:
     print(f"training {config['model']} on {config['dataset']}: {len(train_idx)} train / {len(val_idx)} validation / "
           f"{len(test_set)} test samples, input {tuple(train_full.input_shape)} x T={train_full[0][0].shape[0]}, "
           f"{sum(p.numel() for p in model.parameters())} parameters, mode {trainer_options['mode']} -> {out}")
-    trainer.fit(Subset(train_full, train_idx), Subset(train_full, val_idx), resume=args.resume)
+    trainer.fit(Subset(train_full, train_idx), Subset(train_full, val_idx), resume=resume)
     for row in trainer.history:
         print(f"epoch {row['epoch']:3d}  train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.4f}  "
               f"val loss {row['val_loss']:.4f} acc {row['val_accuracy']:.4f}  ({row['seconds']:.1f} s)")

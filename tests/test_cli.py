@@ -137,3 +137,19 @@ def test_train_and_eval_rsnn_on_shd_files(tmp_path, capsys):
     assert json.loads((run / "test.json").read_text())["accuracy"] > 0.5  # 4 classes: chance is 0.25
     assert main(["eval", str(run / "last.pt"), "--no-progress"]) == 0
     assert "test accuracy" in capsys.readouterr().out
+
+
+def test_existing_run_is_never_overwritten(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "last.pt").write_text("a previous run's checkpoint")
+    assert main(["train", "--out", str(run), "--no-progress"]) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert (run / "last.pt").read_text() == "a previous run's checkpoint"
+
+
+def test_resume_before_first_checkpoint_starts_over(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", *TINY, "--epochs", "1", "--out", str(run), "--resume"]) == 0
+    assert "starting from the beginning" in capsys.readouterr().out
+    assert (run / "best.pt").is_file()
