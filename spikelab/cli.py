@@ -38,6 +38,8 @@ def _add_data_options(parser, for_eval=False):
     if for_eval:
         return
     group.add_argument("--dt", type=float, help="time-bin width in ms (default per dataset: 10)")
+    group.add_argument("--time-bins", type=int,
+                       help="T bins of duration/T ms each instead of --dt; 1 collapses each recording into one frame")
     group.add_argument("--duration", type=float,
                        help="ms of each recording to use, T = duration / dt (default: nmnist/demo 300, shd 1000)")
     group.add_argument("--downsample", type=int,
@@ -90,6 +92,8 @@ def _add_train_parser(commands):
                        help="learning-rate schedule over the epochs (default cosine)")
     train.add_argument("--weight-decay", type=float, default=0.0, help="L2 weight decay (default 0)")
     train.add_argument("--grad-clip", type=float, default=None, help="clip the gradient norm (default: off)")
+    train.add_argument("--sparsity", type=float, default=0.0,
+                       help="add SPARSITY x mean spike rate to the loss (bptt mode; default 0)")
     run = parser.add_argument_group("run")
     run.add_argument("--seed", type=int, default=0, help="seed for the split, initialisation, shuffling, dropout (default 0)")
     run.add_argument("--device", default="cpu", help="cpu (default) or cuda")
@@ -111,6 +115,12 @@ def _binning(args) -> dict:
             if key not in binning:
                 raise ConfigError(f"--{key.replace('_', '-')} does not apply to dataset {args.dataset!r}")
             binning[key] = value
+    if args.time_bins is not None:
+        if args.dt is not None:
+            raise ConfigError("give --dt or --time-bins, not both (--time-bins N sets dt = duration / N)")
+        if args.time_bins < 1:
+            raise ConfigError(f"--time-bins must be at least 1, got {args.time_bins}")
+        binning["dt"] = binning["duration"] / args.time_bins
     binning["binarize"] = not args.counts
     return binning
 
@@ -145,7 +155,7 @@ def _run_config(args) -> dict:
         "trainer": dict(loss=args.loss, mode=args.mode, sltt_k=args.sltt_k if args.mode == "sltt-k" else None,
                         optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay,
                         scheduler=args.scheduler, epochs=epochs, batch_size=args.batch_size,
-                        seed=args.seed, grad_clip=args.grad_clip),
+                        seed=args.seed, grad_clip=args.grad_clip, sparsity=args.sparsity),
     }
 
 
@@ -206,6 +216,8 @@ def train(args) -> int:
 def _print_evaluation(result: dict) -> None:
     print(f"test accuracy {result['accuracy']:.4f} ({result['n']} samples, loss {result['loss']:.4f}"
           + (f", best epoch {result['best_epoch']})" if "best_epoch" in result else ")"))
+    if result.get("spike_rate") is not None:
+        print(f"mean spike rate {result['spike_rate']:.4f}, synaptic operations per sample {result['synops']:.0f}")
     confusion = result["confusion"]
     width = max(4, len(str(max(max(row) for row in confusion))) + 1)
     print("confusion matrix (rows: true class, columns: predicted)")

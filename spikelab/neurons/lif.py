@@ -130,6 +130,8 @@ class LIF(_Leaky):
         >>> s_t, state = lif.step(x[0])             # one step from rest
     """
 
+    spiking = True  # its output is spikes: counted by spike-rate metrics and the sparsity penalty
+
     def __init__(self, beta: float = 0.9, threshold: float = 1.0, reset: str = "zero", refractory_steps: int = 0,
                  surrogate: str = "atan", slope: float | None = None, learn_beta=False, features=None,
                  detach_reset: bool = True):

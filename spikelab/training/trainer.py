@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 from ..errors import ConfigError, TrainingError
 from ..plots import plot_training_curve
 from ..spec import spec_of
+from .activity import monitor_activity
 from .checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from .losses import SequenceLoss, get_loss
 
@@ -87,6 +88,9 @@ class Trainer:
         model_name: name stored in checkpoints (a model from :mod:`spikelab.models`, or any label).
         config: extra plain data stored in checkpoints (dataset and binning parameters, say).
         grad_clip: clip the gradient norm to this value (default: no clipping).
+        sparsity: weight lambda of the spike-rate penalty ``lambda * mean spike rate`` added to the loss
+            (default 0; ``bptt`` mode only). Evaluation reports the spike rate and synaptic operations
+            per sample (:mod:`spikelab.training.activity`) either way.
         progress: show tqdm progress bars (default True).
 
     Example:
@@ -99,12 +103,14 @@ class Trainer:
                  sltt_k: int | None = None, optimizer="adam", lr: float = 1e-3, weight_decay: float = 0.0,
                  scheduler="cosine", epochs: int = 10, batch_size: int = 64, device="cpu", seed: int = 0,
                  out_dir=None, model_name: str | None = None, config: dict | None = None,
-                 grad_clip: float | None = None, progress: bool = True):
+                 grad_clip: float | None = None, sparsity: float = 0.0, progress: bool = True):
         if mode not in MODES:
             raise ConfigError(f"unknown training mode {mode!r}; choose one of {', '.join(MODES)}")
         if mode != "bptt" and not hasattr(model, "step"):
             raise ConfigError(f"mode {mode!r} runs the network step by step: the model needs a step() method "
                               "(build it with sl.Sequential), or use mode='bptt'")
+        if sparsity and mode != "bptt":
+            raise ConfigError(f"the sparsity penalty needs whole-sequence forwards: use mode='bptt' (got {mode!r})")
         if mode == "sltt-k":
             sltt_k = 2 if sltt_k is None else sltt_k
             if sltt_k < 1:
@@ -114,11 +120,13 @@ class Trainer:
         self.loss = get_loss(loss)
         self.mode, self.sltt_k = mode, sltt_k
         self.epochs, self.batch_size, self.seed = epochs, batch_size, seed
-        self.grad_clip, self.progress = grad_clip, progress
+        self.grad_clip, self.sparsity, self.progress = grad_clip, sparsity, progress
+        # neurons that keep learnable parameters in a range (UltraLIF's temperature, say) clamp them after each step
+        self._clamped = [m for m in model.modules() if hasattr(m, "clamp_parameters")]
         self.model_name = model_name or type(model).__name__
         self.config = dict(config or {})
         self.config.update(mode=mode, sltt_k=sltt_k, loss=self.loss.name, lr=lr, weight_decay=weight_decay,
-                           epochs=epochs, batch_size=batch_size, seed=seed,
+                           epochs=epochs, batch_size=batch_size, seed=seed, sparsity=sparsity,
                            optimizer=optimizer if isinstance(optimizer, str) else "custom",
                            scheduler=scheduler if isinstance(scheduler, str) else "custom")
         self.optimizer = self._make_optimizer(optimizer, lr, weight_decay)
@@ -156,8 +164,11 @@ class Trainer:
         Returns ``(loss, output)``: the sequence loss as a float and the output sequence (detached).
         """
         if self.mode == "bptt":
-            out = self.model(x)
+            with monitor_activity(self.model) as activity:
+                out = self.model(x)
             loss = self.loss(out, target)
+            if self.sparsity and activity.spike_rates:
+                loss = loss + self.sparsity * activity.mean_spike_rate()
             loss.backward()
             return loss.item(), out.detach()
         steps = x.shape[0]
@@ -185,6 +196,8 @@ class Trainer:
         if self.grad_clip is not None:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
         self.optimizer.step()
+        for module in self._clamped:
+            module.clamp_parameters()
         return loss, self.loss.predict(out)
 
     def _batches(self, data, shuffle: bool):
@@ -211,7 +224,7 @@ class Trainer:
             row = {"epoch": epoch + 1, **train_metrics, "lr": self.optimizer.param_groups[0]["lr"]}
             if val is not None:
                 evaluation = self.evaluate(val, desc="validate")
-                row.update(val_loss=evaluation["loss"], val_accuracy=evaluation["accuracy"])
+                row.update({f"val_{key}": evaluation[key] for key in ("loss", "accuracy", "spike_rate", "synops")})
             if self.scheduler is not None:
                 self.scheduler.step()
             row["seconds"] = round(time.perf_counter() - started, 3)
@@ -236,17 +249,22 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self, data: Dataset | DataLoader, desc: str = "evaluate") -> dict:
-        """Loss, accuracy and confusion matrix (``confusion[true][predicted]``) of the model on ``data``."""
+        """Loss, accuracy, confusion matrix (``confusion[true][predicted]``), mean spike rate and synaptic
+        operations per sample of the model on ``data``."""
         self.model.eval()
         total_loss, predictions, targets = 0.0, [], []
-        for frames, target in tqdm(self._batches(data, shuffle=False), desc=desc, disable=not self.progress,
-                                   leave=False, dynamic_ncols=True):
-            x, target = self._to_time_first(frames, target)
-            out = self.model(x)
-            total_loss += self.loss(out, target).item() * len(target)
-            predictions.append(self.loss.predict(out).cpu())
-            targets.append(target.cpu())
-        return summarize(torch.cat(predictions), torch.cat(targets), total_loss, out.shape[-1])
+        with monitor_activity(self.model) as activity:
+            for frames, target in tqdm(self._batches(data, shuffle=False), desc=desc, disable=not self.progress,
+                                       leave=False, dynamic_ncols=True):
+                x, target = self._to_time_first(frames, target)
+                out = self.model(x)
+                total_loss += self.loss(out, target).item() * len(target)
+                predictions.append(self.loss.predict(out).cpu())
+                targets.append(target.cpu())
+        result = summarize(torch.cat(predictions), torch.cat(targets), total_loss, out.shape[-1])
+        rate = activity.mean_spike_rate()
+        result.update(spike_rate=None if rate is None else rate.item(), synops=activity.synops / max(activity.samples, 1))
+        return result
 
     # -- run folder ---------------------------------------------------------------------------
     def _is_best(self, row):
