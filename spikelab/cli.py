@@ -64,8 +64,12 @@ def _add_train_parser(commands):
     model.add_argument("--hidden", type=_ints, default=(256,), help="hidden layer sizes, comma-separated (default 256)")
     model.add_argument("--channels", type=_ints, default=(12, 32), help="conv model: channels per block (default 12,32)")
     model.add_argument("--dropout", type=float, default=0.0, help="dropout after each hidden layer, one mask per sequence (default 0)")
-    model.add_argument("--neuron", choices=NEURONS, default="lif", help="spiking neuron model (default lif)")
-    model.add_argument("--beta", type=float, default=0.9, help="membrane decay per step, in [0, 1) (default 0.9)")
+    model.add_argument("--neuron", choices=NEURONS, default="lif",
+                       help="spiking neuron: lif (surrogate gradient, default) or the UltraLIF family (smooth "
+                            "max-plus neurons, no surrogate): ultralif, ultraplif (learnable tau), ultradlif "
+                            "(neighbour coupling), ultradplif")
+    model.add_argument("--beta", type=float, default=0.9,
+                       help="membrane decay per step, in [0, 1); Ultra neurons: their tau (default 0.9)")
     model.add_argument("--learn-beta", choices=("no", "layer", "neuron"), default="no",
                        help="learn the decay: one per layer or one per neuron (default no)")
     model.add_argument("--threshold", type=float, default=1.0, help="firing threshold (default 1.0)")
@@ -77,7 +81,12 @@ def _add_train_parser(commands):
                        help="surrogate gradient of the spike (default atan)")
     model.add_argument("--slope", type=float, default=None,
                        help="surrogate slope (default per surrogate: atan 2, fast_sigmoid 25, triangle 1)")
-    model.add_argument("--readout-beta", type=float, default=0.9, help="leak of the non-spiking readout (default 0.9)")
+    model.add_argument("--eps", type=float, default=1.0,
+                       help="Ultra neurons: initial temperature eps of the max-plus relaxation, in [0.1, 20] (default 1)")
+    model.add_argument("--fixed-eps", action="store_true", help="Ultra neurons: keep eps fixed instead of learning it")
+    model.add_argument("--readout-beta", type=float, default=0.9,
+                       help="leak of the non-spiking readout; 0 makes the output the last layer averaged over T "
+                            "(default 0.9)")
     train = parser.add_argument_group("training")
     train.add_argument("--mode", choices=MODES, default="bptt",
                        help="bptt (default); sltt: per-step backprop, memory constant in T; sltt-k: at K random steps")
@@ -140,9 +149,14 @@ def _run_folder(args) -> Path:
 def _run_config(args) -> dict:
     """Everything that defines a run, as plain data (stored in every checkpoint)."""
     epochs = args.epochs if args.epochs is not None else (15 if args.dataset == "demo" else 20)
-    neuron_options = dict(beta=args.beta, threshold=args.threshold, reset=args.reset,
-                          refractory_steps=args.refractory_steps, surrogate=args.surrogate, slope=args.slope,
-                          learn_beta=False if args.learn_beta == "no" else args.learn_beta)
+    if args.neuron == "lif":
+        neuron_options = dict(beta=args.beta, threshold=args.threshold, reset=args.reset,
+                              refractory_steps=args.refractory_steps, surrogate=args.surrogate, slope=args.slope,
+                              learn_beta=False if args.learn_beta == "no" else args.learn_beta)
+    else:
+        neuron_options = dict(threshold=args.threshold, eps=args.eps, learn_eps=not args.fixed_eps)
+        if args.neuron != "ultradlif":  # the diffusive neuron has no leak
+            neuron_options["tau"] = args.beta
     model_options = dict(hidden=list(args.hidden), dropout=args.dropout, neuron=args.neuron,
                          neuron_options=neuron_options, readout_beta=args.readout_beta)
     if args.model == "conv":
@@ -205,7 +219,7 @@ def train(args) -> int:
               f"val loss {row['val_loss']:.4f} acc {row['val_accuracy']:.4f}  ({row['seconds']:.1f} s)")
     best = load_checkpoint(out / "best.pt")
     trainer.model.load_state_dict(best["model_state"])
-    result = trainer.evaluate(test_set, desc="test")
+    result = _evaluate_test(trainer, test_set)
     result.update(best_epoch=best["epoch"], checkpoint=str(out / "best.pt"))
     (out / "test.json").write_text(json.dumps(result) + "\n")
     _print_evaluation(result)
@@ -213,9 +227,26 @@ def train(args) -> int:
     return 0
 
 
+def _evaluate_test(trainer, test_set) -> dict:
+    """Test metrics; for models with Ultra neurons (soft spikes), also with hard (binary) spikes."""
+    from spikelab.neurons import set_spike_mode
+
+    result = trainer.evaluate(test_set, desc="test")
+    previous = set_spike_mode(trainer.model, "hard")
+    if previous:  # the model has Ultra layers: also evaluate the deployable binary spikes
+        hard = trainer.evaluate(test_set, desc="test, hard spikes")
+        set_spike_mode(trainer.model, previous)
+        result["hard_spikes"] = {key: hard[key] for key in ("accuracy", "loss", "spike_rate", "synops")}
+    return result
+
+
 def _print_evaluation(result: dict) -> None:
     print(f"test accuracy {result['accuracy']:.4f} ({result['n']} samples, loss {result['loss']:.4f}"
           + (f", best epoch {result['best_epoch']})" if "best_epoch" in result else ")"))
+    if "hard_spikes" in result:
+        hard = result["hard_spikes"]
+        print(f"with hard (binary) spikes instead of soft ones: test accuracy {hard['accuracy']:.4f}, "
+              f"spike rate {hard['spike_rate']:.4f}")
     if result.get("spike_rate") is not None:
         print(f"mean spike rate {result['spike_rate']:.4f}, synaptic operations per sample {result['synops']:.0f}")
     confusion = result["confusion"]
@@ -240,7 +271,7 @@ def evaluate(args) -> int:
     test_set = _load_split(config, train=False)
     trainer = Trainer(model, loss=config["trainer"]["loss"], batch_size=args.batch_size, device=args.device,
                       progress=not args.no_progress)
-    result = trainer.evaluate(test_set, desc="test")
+    result = _evaluate_test(trainer, test_set)
     print(f"{model.run_info['checkpoint']} (epoch {model.run_info['epoch']}) on {config['dataset']} test split")
     _print_evaluation(result)
     return 0

@@ -12,8 +12,10 @@ name       layers                                       meant for
 ``rsnn``   Flatten, Linear, recurrent LIF, Linear, LI   spike trains over channels: SHD
 =========  ===========================================  =======================================
 
-``neuron`` options (``beta``, ``threshold``, ``reset``, ``surrogate``, ``slope``, ``learn_beta``...)
-go to every LIF layer; ``readout_beta`` sets the readout's leak.
+``neuron`` is ``"lif"`` or one of the UltraLIF family (``"ultralif"``, ``"ultraplif"``, ``"ultradlif"``,
+``"ultradplif"``); ``neuron_options`` (for LIF: ``beta``, ``threshold``, ``reset``, ``surrogate``,
+``slope``, ``learn_beta``...; for Ultra neurons: ``tau``, ``threshold``, ``eps``, ``learn_eps``) go to every
+spiking layer; ``readout_beta`` sets the readout's leak.
 """
 from __future__ import annotations
 
@@ -21,12 +23,14 @@ import math
 
 from .errors import ConfigError
 from .layers import Conv2d, Dropout, Flatten, Linear, MaxPool2d, Sequential
-from .neurons import LIF, LeakyIntegrator, RecurrentLIF
+from .neurons import LIF, ULTRA_NEURONS, LeakyIntegrator, RecurrentLIF
 
-NEURONS = ("lif",)
+NEURONS = ("lif", *ULTRA_NEURONS)
 
 
 def _neuron(neuron: str, options: dict, features=None):
+    if neuron in ULTRA_NEURONS:
+        return ULTRA_NEURONS[neuron](**options)
     if neuron != "lif":
         raise ConfigError(f"unknown neuron {neuron!r}; choose one of {', '.join(NEURONS)}")
     if options.get("learn_beta") == "neuron":

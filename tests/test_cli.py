@@ -153,3 +153,16 @@ def test_resume_before_first_checkpoint_starts_over(tmp_path, capsys):
     assert main(["train", *TINY, "--epochs", "1", "--out", str(run), "--resume"]) == 0
     assert "starting from the beginning" in capsys.readouterr().out
     assert (run / "best.pt").is_file()
+
+
+def test_ultra_neuron_at_one_time_bin_reports_soft_and_hard_spikes(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--neuron", "ultradlif", "--time-bins", "1", "--sparsity", "0.1", "--hidden", "16",
+                 "--readout-beta", "0", "--epochs", "1", "--no-progress", "--out", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "x T=1," in out and "hard (binary) spikes" in out
+    result = json.loads((run / "test.json").read_text())
+    assert 0 < result["spike_rate"] < 1 and 0 <= result["hard_spikes"]["accuracy"] <= 1
+    assert result["synops"] > 0
+    model = load_checkpoint(run / "best.pt")
+    assert model["config"]["sparsity"] == 0.1 and model["model_spec"]["layers"][2]["type"] == "UltraDLIF"

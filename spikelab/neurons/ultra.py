@@ -119,7 +119,7 @@ class _Ultra(nn.Module):
         """Clamp ``log_eps`` to ``log [0.1, 20]`` and ``log_tau`` to ``[-2.3, -0.01]`` in place (after each
         optimiser step)."""
         if self.learn_eps:
-            pass
+            self.log_eps.clamp_(*map(math.log, EPS_RANGE))
         if self.learn_tau:
             self.log_tau.clamp_(*LOG_TAU_RANGE)
 
@@ -328,12 +328,4 @@ def set_spike_mode(model: nn.Module, mode) -> dict[str, str]:
     return previous
 
 
-def clamp_parameters(model: nn.Module) -> None:
-    """Call :meth:`clamp_parameters` on every module of ``model`` that has one (after each optimiser step)."""
-    for module in model.modules():
-        if isinstance(module, _Ultra):
-            module.clamp_parameters()
-
-
-__all__ = ["UltraLIF", "UltraPLIF", "UltraDLIF", "UltraDPLIF", "ULTRA_NEURONS", "set_spike_mode",
-           "clamp_parameters", "UltraState"]
+__all__ = ["UltraLIF", "UltraPLIF", "UltraDLIF", "UltraDPLIF", "ULTRA_NEURONS", "set_spike_mode", "UltraState"]
