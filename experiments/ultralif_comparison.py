@@ -64,6 +64,8 @@ if __name__ == "__main__":
                              "accuracy": accuracies, "mean": statistics.mean(accuracies),
                              "std": statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0,
                              "spike_rate": statistics.mean(r["spike_rate"] for r in results)})
+                if "hard_spikes" in results[0]:  # Ultra neurons: the same networks with binary spikes
+                    rows[-1]["hard_spike_accuracy"] = [r["hard_spikes"]["accuracy"] for r in results]
     for row in rows:
         print(json.dumps(row))
     if args.dataset in PUBLISHED_T1:
