@@ -144,3 +144,28 @@ def test_bad_mode_and_optimizer_are_config_errors():
 def test_resume_without_checkpoint_is_clear(tmp_path):
     with pytest.raises(CheckpointError, match="no checkpoint"):
         Trainer(small_net(), out_dir=tmp_path, progress=False).fit(rate_coded_task(), resume=True)
+
+
+def test_layers_with_a_schedule_are_told_each_epoch_and_clamped_each_step():
+    class Scheduled(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.epochs_seen, self.clamps = [], 0
+
+        def forward(self, x):
+            return x
+
+        def step(self, x_t, state=None):
+            return x_t, state
+
+        def set_epoch(self, epoch, epochs):
+            self.epochs_seen.append((epoch, epochs))
+
+        def clamp_parameters(self):
+            self.clamps += 1
+
+    probe = Scheduled()
+    net = sl.Sequential(sl.Linear(20, 3), probe, sl.LeakyIntegrator())
+    Trainer(net, epochs=3, batch_size=120, progress=False).fit(rate_coded_task())
+    assert probe.epochs_seen == [(0, 3), (1, 3), (2, 3)]
+    assert probe.clamps == 3 * 2  # two batches of 120 per epoch

@@ -121,8 +121,10 @@ class Trainer:
         self.mode, self.sltt_k = mode, sltt_k
         self.epochs, self.batch_size, self.seed = epochs, batch_size, seed
         self.grad_clip, self.sparsity, self.progress = grad_clip, sparsity, progress
-        # neurons that keep learnable parameters in a range (UltraLIF's temperature, say) clamp them after each step
+        # layers that keep learnable parameters in a range (UltraLIF's temperature, say) clamp them after each
+        # step; layers with a schedule over epochs (a delay kernel's width, say) are told each epoch
         self._clamped = [m for m in model.modules() if hasattr(m, "clamp_parameters")]
+        self._scheduled = [m for m in model.modules() if hasattr(m, "set_epoch")]
         self.model_name = model_name or type(model).__name__
         self.config = dict(config or {})
         self.config.update(mode=mode, sltt_k=sltt_k, loss=self.loss.name, lr=lr, weight_decay=weight_decay,
@@ -235,6 +237,8 @@ class Trainer:
 
     def _train_epoch(self, data, epoch):
         self.model.train()
+        for module in self._scheduled:
+            module.set_epoch(epoch, self.epochs)
         total_loss = correct = seen = 0
         batches = tqdm(self._batches(data, shuffle=True), desc=f"epoch {epoch + 1}/{self.epochs}",
                        disable=not self.progress, leave=False, dynamic_ncols=True)
