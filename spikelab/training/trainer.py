@@ -36,6 +36,7 @@ from ..plots import plot_training_curve
 from ..spec import spec_of
 from .activity import monitor_activity
 from .checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+from .layer_calls import clamp_parameters, set_epoch
 from .losses import SequenceLoss, get_loss
 
 MODES = ("bptt", "sltt", "sltt-k")
@@ -121,10 +122,6 @@ class Trainer:
         self.mode, self.sltt_k = mode, sltt_k
         self.epochs, self.batch_size, self.seed = epochs, batch_size, seed
         self.grad_clip, self.sparsity, self.progress = grad_clip, sparsity, progress
-        # layers that keep learnable parameters in a range (UltraLIF's temperature, say) clamp them after each
-        # step; layers with a schedule over epochs (a delay kernel's width, say) are told each epoch
-        self._clamped = [m for m in model.modules() if hasattr(m, "clamp_parameters")]
-        self._scheduled = [m for m in model.modules() if hasattr(m, "set_epoch")]
         self.model_name = model_name or type(model).__name__
         self.config = dict(config or {})
         self.config.update(mode=mode, sltt_k=sltt_k, loss=self.loss.name, lr=lr, weight_decay=weight_decay,
@@ -198,8 +195,7 @@ class Trainer:
         if self.grad_clip is not None:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
         self.optimizer.step()
-        for module in self._clamped:
-            module.clamp_parameters()
+        clamp_parameters(self.model)
         return loss, self.loss.predict(out)
 
     def _batches(self, data, shuffle: bool):
@@ -237,8 +233,7 @@ class Trainer:
 
     def _train_epoch(self, data, epoch):
         self.model.train()
-        for module in self._scheduled:
-            module.set_epoch(epoch, self.epochs)
+        set_epoch(self.model, epoch, self.epochs)
         total_loss = correct = seen = 0
         batches = tqdm(self._batches(data, shuffle=True), desc=f"epoch {epoch + 1}/{self.epochs}",
                        disable=not self.progress, leave=False, dynamic_ncols=True)

@@ -1,0 +1,210 @@
+r"""Dense layer with one learnable synaptic delay per synapse (DCLS, Hammouamri et al., ICLR 2024).
+
+:class:`DelayedLinear` is a :class:`~spikelab.layers.Linear` whose every synapse ``(o, i)`` also delays its input
+by a real number of steps ``d[o, i]`` in ``[0, max_delay]``, learned by backprop through a Gaussian-interpolated
+tap (see :mod:`spikelab.functional.delays`)::
+
+    K[o, i, k] = w[o, i] * softmax_k(-((k - d[o, i]) / sigma)^2 / 2),      k = 0 .. max_delay
+    y[t, b, o] = sum_i sum_k K[o, i, k] * x[t - k, b, i]  (+ bias[o]),     x[t < 0] = 0
+
+Training recipe (SHD, DCLS paper / ``Thvnvtos/SNN-delays``):
+
+* ``sigma`` starts wide (``(max_delay + 1)//2 + 0.27`` steps: 12.27 for SHD's ``max_delay = 24``) and shrinks
+  every epoch, ``sigma(e) = 0.27 + (sigma_init - 0.27) * a^min(e, E)`` with ``E = epochs * sigma_fraction``
+  (a quarter of the run) and ``a`` chosen so that ``sigma(E) = sigma_final = 0.5``; then it stays there. Call
+  :meth:`DelayedLinear.set_epoch` (or :func:`set_epoch` on a whole model) at the start of every epoch.
+* After every optimiser step, :meth:`DelayedLinear.clamp_parameters` clamps the delays into ``[0, max_delay]``
+  (spikelab's Trainer calls it on every module that has it).
+* Positions get their own learning rate: published SHD values are Adam ``lr = 0.1`` for positions (100x the
+  weights' ``1e-3``, no weight decay, cosine annealing) and Adam ``lr = 1e-3``, weight decay ``1e-5``
+  (OneCycle to ``5e-3``) for the weights. :func:`delay_param_groups` builds those two groups.
+* In ``eval()`` mode the delays are rounded to whole steps and the kernel is one-hot: the layer is then an exact
+  integer-delay layer (all published accuracies are measured this way). The parameters are not modified;
+  :meth:`DelayedLinear.round_` rounds them in place if you want that.
+
+Plain PyTorch loop::
+
+    opt = torch.optim.Adam(sl.delay_param_groups(net, lr=1e-3, position_lr=0.1))
+    for epoch in range(epochs):
+        sl.set_epoch(net, epoch, epochs)          # sigma schedule
+        net.train()
+        for x, y in loader:
+            opt.zero_grad(); loss_fn(net(x), y).backward(); opt.step()
+            sl.clamp_parameters(net)              # keep delays in [0, max_delay]
+        net.eval()                                # rounded integer delays for evaluation
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from .errors import ConfigError
+from .functional.delays import delay_kernel, delayed_linear, delayed_linear_step
+from .spec import configurable
+
+SIGMA_OFFSET = 0.27  # DCLS: sigma_eff = |SIG| + 0.27; the schedule decays SIG geometrically
+
+__all__ = ["DelayedLinear", "delay_param_groups"]
+
+
+@configurable
+class DelayedLinear(nn.Module):
+    r"""Dense weights with one learnable delay per synapse, over a time-first sequence.
+
+    Per output step ``t`` (``x[t] = 0`` for ``t < 0``)::
+
+        y[t] = sum_k K[:, :, k] @ x[t - k] + bias,    K[o, i, :] = w[o, i] * one Gaussian tap at d[o, i]
+
+    Training mode uses the Gaussian tap of width ``sigma`` (the current schedule value; gradients reach the
+    delays). Eval mode uses a one-hot tap at ``round(d)``: ``y[t, o] = sum_i w[o, i] x[t - round(d[o, i]), i]``.
+
+    ===================  ============  ==============  ==========================================================
+    parameter            unit          default         meaning
+    ===================  ============  ==============  ==========================================================
+    ``in_features``      --            (required)      input size
+    ``out_features``     --            (required)      output size
+    ``max_delay``        steps         (required)      longest delay ``D`` (>= 0); the kernel has ``D + 1`` taps.
+                                                       SHD: 24 (240 ms at 10 ms steps)
+    ``bias``             --            False           learn an additive bias per output
+    ``extend``           --            False           True: ``forward`` returns ``T + D`` steps (the input is
+                                                       followed by ``D`` zero steps so late inputs still arrive)
+    ``sigma_init``       steps         None            Gaussian width at epoch 0; None: ``(D + 1)//2 + 0.27``
+                                                       (DCLS: ``M//2 + 0.27`` with ``M = D + 1`` taps), at least
+                                                       ``sigma_final``
+    ``sigma_final``      steps         0.5             width reached after ``sigma_fraction`` of the epochs
+                                                       (> 0.27, the DCLS floor)
+    ``sigma_fraction``   1             0.25            fraction of the epochs over which sigma decays
+    ``learn_delays``     --            True            False: random delays, fixed (ablation "lr0")
+    ===================  ============  ==============  ==========================================================
+
+    Parameters: ``weight`` ``(out, in)`` (uniform ``+-1/sqrt(in)`` as :class:`torch.nn.Linear`), ``position``
+    ``(out, in)`` = the delays in steps (initialised uniform in ``[0, D]``; a frozen parameter when
+    ``learn_delays=False``), ``bias`` ``(out,)`` if requested. Buffer ``sigma`` (scalar, saved in checkpoints).
+
+    Shapes:
+        ``forward``: ``(T, B, in)`` -> ``(T, B, out)``, or ``(T + D, B, out)`` with ``extend=True``.
+        ``step``: ``(B, in)`` -> ``(y_t (B, out), history (D, B, in))``, the last ``D`` inputs newest first
+        (``None`` at the first step). A loop of ``step`` equals ``forward`` with ``extend=False``; for the extended
+        output feed ``D`` more zero steps.
+
+    Example::
+
+        >>> import torch
+        >>> from spikelab.delays import DelayedLinear
+        >>> layer = DelayedLinear(140, 256, max_delay=24)
+        >>> layer(torch.rand(100, 8, 140)).shape
+        torch.Size([100, 8, 256])
+        >>> layer.set_epoch(0, 150); round(layer.sigma.item(), 2)
+        12.27
+    """
+
+    def __init__(self, in_features: int, out_features: int, max_delay: int, bias: bool = False,
+                 extend: bool = False, sigma_init: float | None = None, sigma_final: float = 0.5,
+                 sigma_fraction: float = 0.25, learn_delays: bool = True):
+        super().__init__()
+        for name, value in (("in_features", in_features), ("out_features", out_features)):
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ConfigError(f"{name} must be a positive int, got {value!r}")
+        if isinstance(max_delay, bool) or not isinstance(max_delay, int) or max_delay < 0:
+            raise ConfigError(f"max_delay must be an int >= 0 (steps), got {max_delay!r}")
+        if sigma_init is None:
+            sigma_init = max((max_delay + 1) // 2 + SIGMA_OFFSET, sigma_final)
+        if not sigma_final > SIGMA_OFFSET:
+            raise ConfigError(f"sigma_final must be > {SIGMA_OFFSET} steps, got {sigma_final!r}")
+        if not sigma_init >= sigma_final:
+            raise ConfigError(f"sigma_init ({sigma_init}) must be >= sigma_final ({sigma_final})")
+        if not 0 < sigma_fraction <= 1:
+            raise ConfigError(f"sigma_fraction must be in (0, 1], got {sigma_fraction!r}")
+        self.in_features, self.out_features, self.max_delay = in_features, out_features, max_delay
+        self.extend, self.learn_delays = bool(extend), bool(learn_delays)
+        self.sigma_init, self.sigma_final, self.sigma_fraction = float(sigma_init), float(sigma_final), sigma_fraction
+        bound = 1.0 / math.sqrt(in_features)
+        self.weight = nn.Parameter(torch.empty(out_features, in_features).uniform_(-bound, bound))
+        self.position = nn.Parameter(torch.empty(out_features, in_features).uniform_(0.0, float(max_delay)),
+                                     requires_grad=self.learn_delays)
+        self.bias = nn.Parameter(torch.empty(out_features).uniform_(-bound, bound)) if bias else None
+        self.register_buffer("sigma", torch.tensor(self.sigma_init))
+
+    # -- schedule, constraints, parameter groups ---------------------------------------------------------------
+    def sigma_at(self, epoch: int, epochs: int) -> float:
+        """The schedule's width at the start of ``epoch`` (0-based) of ``epochs``."""
+        final_epoch = max(1, int(epochs * self.sigma_fraction))
+        start, end = self.sigma_init - SIGMA_OFFSET, self.sigma_final - SIGMA_OFFSET
+        fraction = min(epoch, final_epoch) / final_epoch
+        return SIGMA_OFFSET + start * (end / start) ** fraction
+
+    @torch.no_grad()
+    def set_epoch(self, epoch: int, epochs: int) -> None:
+        """Set ``sigma`` for the start of ``epoch`` (0-based) of ``epochs``: geometric decay from ``sigma_init`` to
+        ``sigma_final`` over the first ``sigma_fraction`` of the epochs, constant after. Call every epoch."""
+        self.sigma.fill_(self.sigma_at(epoch, epochs))
+
+    @torch.no_grad()
+    def clamp_parameters(self) -> None:
+        """Clamp the delays into ``[0, max_delay]`` in place (after each optimiser step)."""
+        self.position.clamp_(0.0, float(self.max_delay))
+
+    @torch.no_grad()
+    def round_(self) -> "DelayedLinear":
+        """Round the delays to whole steps in place (e.g. before fine-tuning with frozen delays)."""
+        self.position.round_().clamp_(0.0, float(self.max_delay))
+        return self
+
+    def position_parameters(self) -> list[nn.Parameter]:
+        """The delay parameters (empty when ``learn_delays=False``): give them their own learning rate."""
+        return [self.position] if self.learn_delays else []
+
+    def weight_parameters(self) -> list[nn.Parameter]:
+        """The weight (and bias) parameters."""
+        return [self.weight] + ([self.bias] if self.bias is not None else [])
+
+    @property
+    def delays(self) -> Tensor:
+        """Current delays in steps ``(out, in)``: real-valued in training mode, rounded in eval mode (detached)."""
+        d = self.position.detach().clamp(0.0, float(self.max_delay))
+        return d if self.training else d.round()
+
+    # -- computation ---------------------------------------------------------------------------------------------
+    def kernel(self) -> Tensor:
+        """The dense kernel ``(out, in, max_delay + 1)``: Gaussian taps in training mode, one-hot in eval mode."""
+        sigma = self.sigma if self.training else 0.0
+        return delay_kernel(self.weight, self.position, sigma, self.max_delay)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() != 3 or x.shape[-1] != self.in_features:
+            raise ValueError(f"DelayedLinear expects (T, B, {self.in_features}), got {tuple(x.shape)}")
+        return delayed_linear(x, self.kernel(), self.bias, extend=self.extend)
+
+    def step(self, x_t: Tensor, state: Tensor | None = None):
+        return delayed_linear_step(x_t, state, self.kernel(), self.bias)
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.out_features}, max_delay={self.max_delay}, "
+                f"bias={self.bias is not None}, extend={self.extend}, sigma={self.sigma.item():.3g}, "
+                f"learn_delays={self.learn_delays}")
+
+
+def _delay_layers(model: nn.Module) -> list[DelayedLinear]:
+    return [m for m in model.modules() if isinstance(m, DelayedLinear)]
+
+
+def delay_param_groups(model: nn.Module, lr: float = 1e-3, position_lr: float | None = None,
+                       weight_decay: float = 0.0) -> list[dict]:
+    """Two optimiser parameter groups: all delay positions of ``model``, and every other trainable parameter.
+
+    Args:
+        lr: learning rate of the weights and all other parameters (published SHD: 1e-3 with Adam).
+        position_lr: learning rate of the delays (default ``100 * lr``; published SHD: 0.1).
+        weight_decay: weight decay of the non-delay parameters (published SHD: 1e-5); delays get none.
+
+    Returns:
+        ``[{"params": others, "lr": lr, "weight_decay": weight_decay},
+        {"params": positions, "lr": position_lr, "weight_decay": 0.0}]`` for any ``torch.optim`` optimiser.
+    """
+    positions = [p for layer in _delay_layers(model) for p in layer.position_parameters()]
+    ids = {id(p) for p in positions}
+    others = [p for p in model.parameters() if p.requires_grad and id(p) not in ids]
+    return [{"params": others, "lr": lr, "weight_decay": weight_decay},
+            {"params": positions, "lr": 100.0 * lr if position_lr is None else position_lr, "weight_decay": 0.0}]
