@@ -15,7 +15,8 @@ from .nmnist import NMNIST
 from .registry import DATASET_DEFAULTS, load_dataset
 from .shd import SHD
 from .split import stratified_split
+from .synth_shd import write_synth_delay_shd
 from .writers import write_nmnist_bin, write_shd_h5
 
 __all__ = ["NMNIST", "SHD", "demo_root", "cache_dir", "stratified_split", "write_nmnist_bin", "write_shd_h5",
-           "load_dataset", "DATASET_DEFAULTS"]
+           "load_dataset", "DATASET_DEFAULTS", "write_synth_delay_shd"]

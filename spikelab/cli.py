@@ -297,6 +297,18 @@ def bench(args) -> int:
     return 0
 
 
+def make_data(args) -> int:
+    from spikelab.datasets import write_synth_delay_shd
+
+    if args.train < 1 or args.test < 1 or not 2 <= args.classes <= 20:
+        raise ConfigError("synth-shd needs --train and --test of at least 1 and --classes between 2 and 20")
+    paths = write_synth_delay_shd(args.folder, n_train=args.train, n_test=args.test, classes=args.classes,
+                                  seed=args.seed)
+    print(f"wrote {', '.join(map(str, paths))}: {args.classes} classes that differ only in the timing between "
+          f"two channel groups; train on it with --dataset shd --data-dir {args.folder}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spikelab", description="Spiking neural networks: train, evaluate, benchmark.",
                                      epilog=EPILOG)
@@ -326,6 +338,17 @@ def build_parser() -> argparse.ArgumentParser:
                            help="reset of every variant (default zero: the same equations in all three frameworks; "
                                 "subtract leaves SpikingJelly out)")
     benchmark.set_defaults(run=bench)
+
+    data = commands.add_parser("data", help="write data sets spikelab generates",
+                               description="Write generated data sets in the real on-disk formats.")
+    data.add_argument("kind", choices=("synth-shd",),
+                      help="synth-shd: SHD-layout .h5 files whose classes differ only in spike timing (needs delays)")
+    data.add_argument("folder", help="where to write shd_train.h5 and shd_test.h5")
+    data.add_argument("--train", type=int, default=2000, help="training samples (default 2000)")
+    data.add_argument("--test", type=int, default=500, help="test samples (default 500)")
+    data.add_argument("--classes", type=int, default=20, help="classes, 2 to 20; class c is a gap of c x 10 ms (default 20)")
+    data.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    data.set_defaults(run=make_data)
     return parser
 
 

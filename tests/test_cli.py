@@ -25,7 +25,7 @@ def spikelab(*args, check=True, **kwargs):
 def test_every_option_is_described():
     parser = build_parser()
     commands = parser._subparsers._group_actions[0].choices
-    assert set(commands) == {"train", "eval", "models", "bench"}
+    assert set(commands) == {"train", "eval", "models", "bench", "data"}
     for name, command in commands.items():
         for action in command._actions:
             if action.dest != "help":
