@@ -45,7 +45,7 @@ def _add_data_options(parser, for_eval=False):
     group.add_argument("--downsample", type=int,
                        help="N-MNIST/demo spatial pooling factor, 34x34 -> ceil(34/k) (default: nmnist 1, demo 2)")
     group.add_argument("--channel-group", type=int,
-                       help="SHD: sum groups of this many adjacent channels, e.g. 5: 700 -> 140 (default 1)")
+                       help="SHD: sum groups of this many adjacent channels, e.g. 5: 700 -> 140 (default 1; shd-delays 5)")
     group.add_argument("--counts", action="store_true",
                        help="feed event counts per bin instead of binary spikes (not exportable to hardware)")
     group.add_argument("--val-fraction", type=float, default=0.1,
@@ -61,15 +61,16 @@ def _add_train_parser(commands):
     _add_data_options(parser)
     model = parser.add_argument_group("model")
     model.add_argument("--model", choices=sorted(MODELS), default="mlp", help="architecture (default mlp; see `spikelab models`)")
-    model.add_argument("--hidden", type=_ints, default=(256,), help="hidden layer sizes, comma-separated (default 256)")
+    model.add_argument("--hidden", type=_ints, help="hidden layer sizes, comma-separated (default 256; shd-delays 256,256)")
     model.add_argument("--channels", type=_ints, default=(12, 32), help="conv model: channels per block (default 12,32)")
-    model.add_argument("--dropout", type=float, default=0.0, help="dropout after each hidden layer, one mask per sequence (default 0)")
+    model.add_argument("--dropout", type=float,
+                       help="dropout after each hidden layer, one mask per sequence (default 0; shd-delays 0.4)")
     model.add_argument("--neuron", choices=NEURONS, default="lif",
                        help="spiking neuron: lif (surrogate gradient, default) or the UltraLIF family (smooth "
                             "max-plus neurons, no surrogate): ultralif, ultraplif (learnable tau), ultradlif "
                             "(neighbour coupling), ultradplif")
-    model.add_argument("--beta", type=float, default=0.9,
-                       help="membrane decay per step, in [0, 1); Ultra neurons: their tau (default 0.9)")
+    model.add_argument("--beta", type=float,
+                       help="membrane decay per step, in [0, 1); Ultra neurons: their tau (default 0.9; shd-delays 0.005)")
     model.add_argument("--learn-beta", choices=("no", "layer", "neuron"), default="no",
                        help="learn the decay: one per layer or one per neuron (default no)")
     model.add_argument("--threshold", type=float, default=1.0, help="firing threshold (default 1.0)")
@@ -79,27 +80,35 @@ def _add_train_parser(commands):
                        help="1: the step after a spike ignores its input (default 0)")
     model.add_argument("--surrogate", choices=("atan", "fast_sigmoid", "triangle"), default="atan",
                        help="surrogate gradient of the spike (default atan)")
-    model.add_argument("--slope", type=float, default=None,
-                       help="surrogate slope (default per surrogate: atan 2, fast_sigmoid 25, triangle 1)")
+    model.add_argument("--slope", type=float,
+                       help="surrogate slope (default per surrogate: atan 2, fast_sigmoid 25, triangle 1; shd-delays 5)")
     model.add_argument("--eps", type=float, default=1.0,
                        help="Ultra neurons: initial temperature eps of the max-plus relaxation, in [0.1, 20] (default 1)")
     model.add_argument("--fixed-eps", action="store_true", help="Ultra neurons: keep eps fixed instead of learning it")
-    model.add_argument("--readout-beta", type=float, default=0.9,
+    model.add_argument("--readout-beta", type=float,
                        help="leak of the non-spiking readout; 0 makes the output the last layer averaged over T "
-                            "(default 0.9)")
+                            "(default 0.9; shd-delays 0.005)")
+    delays = parser.add_argument_group("delays (model shd-delays)")
+    delays.add_argument("--max-delay", type=int, default=24, help="largest synaptic delay in time steps (default 24)")
+    exclusive = parser.add_mutually_exclusive_group()  # (argparse deprecates nesting it in a group)
+    exclusive.add_argument("--fixed-delays", action="store_true", help="random delays, not learned (ablation)")
+    exclusive.add_argument("--no-delays", action="store_true", help="no delays at all (ablation)")
+    delays.add_argument("--position-lr", type=float, default=0.1,
+                        help="learning rate of the delays, their own parameter group (default 0.1, as published)")
     train = parser.add_argument_group("training")
     train.add_argument("--mode", choices=MODES, default="bptt",
                        help="bptt (default); sltt: per-step backprop, memory constant in T; sltt-k: at K random steps")
     train.add_argument("--sltt-k", type=int, default=2, help="steps backpropagated per batch in sltt-k mode (default 2)")
-    train.add_argument("--loss", choices=sorted(LOSSES), default="mean_membrane",
-                       help="mean_membrane (default): CE on mean readout membrane; spike_count; summed_softmax; per_step")
-    train.add_argument("--epochs", type=int, default=None, help="epochs (default: demo 15, otherwise 20)")
-    train.add_argument("--batch-size", type=int, default=64, help="samples per batch (default 64)")
-    train.add_argument("--lr", type=float, default=2e-3, help="learning rate (default 2e-3)")
+    train.add_argument("--loss", choices=sorted(LOSSES),
+                       help="mean_membrane (default): CE on mean readout membrane; spike_count; summed_softmax "
+                            "(shd-delays' default); per_step")
+    train.add_argument("--epochs", type=int, help="epochs (default: demo 15, shd-delays 150, otherwise 20)")
+    train.add_argument("--batch-size", type=int, help="samples per batch (default 64; shd-delays 256)")
+    train.add_argument("--lr", type=float, help="learning rate (default 2e-3; shd-delays 1e-3)")
     train.add_argument("--optimizer", choices=("adam", "adamw", "sgd"), default="adam", help="optimiser (default adam)")
     train.add_argument("--scheduler", choices=("cosine", "step", "none"), default="cosine",
                        help="learning-rate schedule over the epochs (default cosine)")
-    train.add_argument("--weight-decay", type=float, default=0.0, help="L2 weight decay (default 0)")
+    train.add_argument("--weight-decay", type=float, help="L2 weight decay (default 0; shd-delays 1e-5)")
     train.add_argument("--grad-clip", type=float, default=None, help="clip the gradient norm (default: off)")
     train.add_argument("--sparsity", type=float, default=0.0,
                        help="add SPARSITY x mean spike rate to the loss (bptt mode; default 0)")
@@ -112,6 +121,26 @@ def _add_train_parser(commands):
                      help="continue the run in --out (or the default folder) from its last checkpoint")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser
+
+
+GENERIC_DEFAULTS = {"hidden": (256,), "dropout": 0.0, "beta": 0.9, "readout_beta": 0.9, "slope": None,
+                    "loss": "mean_membrane", "batch_size": 64, "lr": 2e-3, "weight_decay": 0.0}
+
+
+def _fill_defaults(args) -> None:
+    """Options left unset take the model's published value (models.MODEL_DEFAULTS), else the generic one."""
+    from spikelab.models import MODEL_DEFAULTS
+
+    published = MODEL_DEFAULTS.get(args.model, {})
+    for key, generic in GENERIC_DEFAULTS.items():
+        if getattr(args, key) is None:
+            setattr(args, key, published.get(key, generic))
+    if args.epochs is None:
+        args.epochs = published.get("epochs", 15 if args.dataset == "demo" else 20)
+    if args.channel_group is None and args.dataset == "shd":
+        args.channel_group = published.get("channel_group")
+    if args.model != "shd-delays" and (args.fixed_delays or args.no_delays):
+        raise ConfigError("--fixed-delays and --no-delays apply to --model shd-delays only")
 
 
 def _binning(args) -> dict:
@@ -148,7 +177,7 @@ def _run_folder(args) -> Path:
 
 def _run_config(args) -> dict:
     """Everything that defines a run, as plain data (stored in every checkpoint)."""
-    epochs = args.epochs if args.epochs is not None else (15 if args.dataset == "demo" else 20)
+    _fill_defaults(args)
     if args.neuron == "lif":
         neuron_options = dict(beta=args.beta, threshold=args.threshold, reset=args.reset,
                               refractory_steps=args.refractory_steps, surrogate=args.surrogate, slope=args.slope,
@@ -162,13 +191,16 @@ def _run_config(args) -> dict:
     if args.model == "conv":
         model_options["channels"] = list(args.channels)
         del model_options["hidden"]
+    if args.model == "shd-delays":
+        model_options.update(max_delay=args.max_delay,
+                             delays="fixed" if args.fixed_delays else "none" if args.no_delays else "learned")
     return {
         "dataset": args.dataset, "data_dir": str(args.data_dir), "binning": _binning(args),
-        "skip_bad": args.skip_bad, "val_fraction": args.val_fraction,
+        "skip_bad": args.skip_bad, "val_fraction": args.val_fraction, "position_lr": args.position_lr,
         "model": args.model, "model_options": model_options,
         "trainer": dict(loss=args.loss, mode=args.mode, sltt_k=args.sltt_k if args.mode == "sltt-k" else None,
                         optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay,
-                        scheduler=args.scheduler, epochs=epochs, batch_size=args.batch_size,
+                        scheduler=args.scheduler, epochs=args.epochs, batch_size=args.batch_size,
                         seed=args.seed, grad_clip=args.grad_clip, sparsity=args.sparsity),
     }
 
@@ -185,6 +217,7 @@ def train(args) -> int:
     from torch.utils.data import Subset
 
     from spikelab.datasets import stratified_split
+    from spikelab.delays import DelayedLinear
     from spikelab.models import build_model
     from spikelab.training import Trainer, load_checkpoint
 
@@ -208,6 +241,8 @@ def train(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "val_indices.json").write_text(json.dumps({"val": list(map(int, val_idx))}))
     model = build_model(config["model"], train_full.input_shape, train_full.num_classes, **config["model_options"])
+    if any(isinstance(m, DelayedLinear) for m in model.modules()):  # delays get their own learning rate
+        trainer_options = {**trainer_options, "optimizer": _delay_optimizer(model, trainer_options, config["position_lr"])}
     trainer = Trainer(model, device=args.device, out_dir=out, model_name=config["model"], progress=not args.no_progress,
                       config={"run": config}, **trainer_options)
     print(f"training {config['model']} on {config['dataset']}: {len(train_idx)} train / {len(val_idx)} validation / "
@@ -238,6 +273,17 @@ def _evaluate_test(trainer, test_set) -> dict:
         set_spike_mode(trainer.model, previous)
         result["hard_spikes"] = {key: hard[key] for key in ("accuracy", "loss", "spike_rate", "synops")}
     return result
+
+
+def _delay_optimizer(model, options: dict, position_lr: float):
+    """The run's optimiser over two parameter groups: delay positions at ``position_lr``, the rest at ``lr``."""
+    from spikelab.delays import delay_param_groups
+    from spikelab.training.trainer import OPTIMIZERS
+
+    name = options["optimizer"]
+    extra = {"momentum": 0.9} if name == "sgd" else {}
+    groups = delay_param_groups(model, lr=options["lr"], position_lr=position_lr, weight_decay=options["weight_decay"])
+    return lambda params: OPTIMIZERS[name](groups, **extra)
 
 
 def _print_evaluation(result: dict) -> None:
@@ -281,7 +327,7 @@ def list_models(args) -> int:
     from spikelab.models import MODELS
 
     for name, builder in MODELS.items():
-        print(f"{name:6s} {builder.__doc__.strip().splitlines()[0]}")
+        print(f"{name:11s} {builder.__doc__.strip().splitlines()[0]}")
     return 0
 
 

@@ -10,6 +10,8 @@ name       layers                                       meant for
 ``mlp``    Flatten, [Linear, LIF] x hidden, Linear, LI  any input; demo set, N-MNIST (2312-256-10)
 ``conv``   [Conv5x5, LIF, MaxPool2] x 2, Linear, LI     frames (C, H, W): N-MNIST, demo set
 ``rsnn``   Flatten, Linear, recurrent LIF, Linear, LI   spike trains over channels: SHD
+``shd-     Flatten, [DelayedLinear, BatchNorm, LIF,      SHD (Hammouamri et al. 2024): learned
+delays``   Dropout] x 2, DelayedLinear, LI              synaptic delays up to 24 steps
 =========  ===========================================  =======================================
 
 ``neuron`` is ``"lif"`` or one of the UltraLIF family (``"ultralif"``, ``"ultraplif"``, ``"ultradlif"``,
@@ -21,8 +23,9 @@ from __future__ import annotations
 
 import math
 
+from .delays import DelayedLinear
 from .errors import ConfigError
-from .layers import Conv2d, Dropout, Flatten, Linear, MaxPool2d, Sequential
+from .layers import BatchNorm1d, Conv2d, Dropout, Flatten, Linear, MaxPool2d, Sequential
 from .neurons import LIF, ULTRA_NEURONS, LeakyIntegrator, RecurrentLIF
 
 NEURONS = ("lif", *ULTRA_NEURONS)
@@ -93,7 +96,45 @@ def rsnn(input_shape, num_classes, hidden=(256,), dropout=0.0, neuron="lif", neu
     return Sequential(*layers)
 
 
-MODELS = {"mlp": mlp, "conv": conv, "rsnn": rsnn}
+#: tau = 1.005 steps of the DCLS paper's SpikingJelly LIF (decay_input=False): beta = 1 - 1/tau
+DCLS_BETA = 1 - 1 / 1.005
+DELAYS = ("learned", "fixed", "none")
+
+
+def shd_delays(input_shape, num_classes, hidden=(256, 256), max_delay=24, delays="learned", dropout=0.4,
+               neuron="lif", neuron_options=None, readout_beta=DCLS_BETA):
+    """Learned synaptic delays (DCLS, Hammouamri et al. 2024): ``[DelayedLinear, BatchNorm, LIF, Dropout] x hidden``.
+
+    ``delays``: ``"learned"`` (default), ``"fixed"`` (random, not learned) or ``"none"`` (max_delay 0): the
+    paper's ablations. Published SHD setting: input 700 channels grouped by 5 (140), 2 x 256 hidden,
+    delays 0-24 steps of 10 ms, almost memoryless LIF (beta 0.005), dropout 0.4, summed-softmax loss.
+    """
+    if delays not in DELAYS:
+        raise ConfigError(f"delays must be one of {', '.join(DELAYS)}, got {delays!r}")
+    reach = 0 if delays == "none" else max_delay
+    if neuron_options is None:  # the paper's LIF: tau = 1.005 steps, ATan surrogate with alpha 5
+        neuron_options = dict(beta=DCLS_BETA, slope=5.0) if neuron == "lif" else {}
+    options = dict(neuron_options)
+    layers, width = [Flatten()], math.prod(input_shape)
+    for size in hidden:
+        layers += [DelayedLinear(width, size, reach, learn_delays=delays == "learned"), BatchNorm1d(size),
+                   _neuron(neuron, options, size)]
+        if dropout:
+            layers.append(Dropout(dropout))
+        width = size
+    layers += [DelayedLinear(width, num_classes, reach, learn_delays=delays == "learned"),
+               LeakyIntegrator(beta=readout_beta)]
+    return Sequential(*layers)
+
+
+MODELS = {"mlp": mlp, "conv": conv, "rsnn": rsnn, "shd-delays": shd_delays}
+
+#: Options a model is published with, used where the command line does not set them.
+MODEL_DEFAULTS = {
+    "shd-delays": {"hidden": (256, 256), "dropout": 0.4, "beta": DCLS_BETA, "readout_beta": DCLS_BETA, "slope": 5.0,
+                   "loss": "summed_softmax", "batch_size": 256, "epochs": 150, "lr": 1e-3, "weight_decay": 1e-5,
+                   "channel_group": 5},
+}
 
 
 def build_model(name: str, input_shape, num_classes: int, **options):

@@ -166,3 +166,27 @@ def test_ultra_neuron_at_one_time_bin_reports_soft_and_hard_spikes(tmp_path, cap
     assert result["synops"] > 0
     model = load_checkpoint(run / "best.pt")
     assert model["config"]["sparsity"] == 0.1 and model["model_spec"]["layers"][2]["type"] == "UltraDLIF"
+
+
+def test_shd_delays_model_needs_its_delays(tmp_path, capsys):
+    """On SHD-layout data whose classes differ only in timing, learned delays solve what no delays cannot."""
+    assert main(["data", "synth-shd", str(tmp_path / "data"), "--train", "400", "--test", "100", "--classes", "4"]) == 0
+    accuracy = {}
+    for flag in ("learned", "--fixed-delays", "--no-delays"):
+        run = tmp_path / flag.strip("-")
+        args = ["train", "--dataset", "shd", "--data-dir", str(tmp_path / "data"), "--model", "shd-delays",
+                "--hidden", "64", "--duration", "600", "--epochs", "10", "--batch-size", "32", "--no-progress",
+                "--out", str(run)]
+        assert main(args + ([flag] if flag.startswith("--") else [])) == 0
+        accuracy[flag] = json.loads((run / "test.json").read_text())["accuracy"]
+        checkpoint = load_checkpoint(run / "best.pt")
+        assert checkpoint["config"]["run"]["binning"]["channel_group"] == 5  # the published 700 -> 140
+    capsys.readouterr()
+    assert accuracy["learned"] > 0.8, accuracy
+    assert accuracy["--no-delays"] < 0.5, accuracy  # chance is 0.25
+    assert accuracy["learned"] > accuracy["--fixed-delays"], accuracy
+
+
+def test_delay_flags_need_the_delay_model(capsys):
+    assert main(["train", "--model", "mlp", "--no-delays"]) == 2
+    assert "shd-delays" in capsys.readouterr().err
