@@ -321,8 +321,7 @@ def run_memory_benchmark(steps=(100, 500), batch: int = 32, sizes=(700, 256, 256
     forward + backward, counted from zero, so weights and the input batch are left out (the weight
     gradients, the same in every mode, are in). Nothing is printed.
     """
-    from spikelab.layers import Linear, Sequential
-    from spikelab.neurons import LIF, LeakyIntegrator
+    from spikelab.models import build_model
     from spikelab.training import Trainer
     from spikelab.training.memory import training_step_peak_bytes
 
@@ -334,10 +333,8 @@ def run_memory_benchmark(steps=(100, 500), batch: int = 32, sizes=(700, 256, 256
         row = {"steps": t}
         for mode in ("bptt", "sltt", "sltt-k"):
             torch.manual_seed(seed)
-            layers = []
-            for n_in, n_out in zip(sizes[:-2], sizes[1:-1]):
-                layers += [Linear(n_in, n_out), LIF(beta=BETA)]
-            net = Sequential(*layers, Linear(sizes[-2], sizes[-1]), LeakyIntegrator(beta=BETA))
+            net = build_model("mlp", sizes[:1], sizes[-1], hidden=sizes[1:-1], neuron_options={"beta": BETA},
+                              readout_beta=BETA)
             trainer = Trainer(net, loss="per_step", mode=mode, sltt_k=sltt_k, progress=False)
             row[f"{mode}_mib"] = training_step_peak_bytes(trainer, x, target) / 2**20
         row["sltt/bptt"] = row["sltt_mib"] / row["bptt_mib"]

@@ -217,7 +217,7 @@ def train(args) -> int:
     from torch.utils.data import Subset
 
     from spikelab.datasets import stratified_split
-    from spikelab.delays import DelayedLinear
+    from spikelab.delays import DelayedLinear, delay_param_groups
     from spikelab.models import build_model
     from spikelab.training import Trainer, load_checkpoint
 
@@ -241,10 +241,12 @@ def train(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "val_indices.json").write_text(json.dumps({"val": list(map(int, val_idx))}))
     model = build_model(config["model"], train_full.input_shape, train_full.num_classes, **config["model_options"])
+    groups = None
     if any(isinstance(m, DelayedLinear) for m in model.modules()):  # delays get their own learning rate
-        trainer_options = {**trainer_options, "optimizer": _delay_optimizer(model, trainer_options, config["position_lr"])}
+        groups = delay_param_groups(model, lr=trainer_options["lr"], position_lr=config["position_lr"],
+                                    weight_decay=trainer_options["weight_decay"])
     trainer = Trainer(model, device=args.device, out_dir=out, model_name=config["model"], progress=not args.no_progress,
-                      config={"run": config}, **trainer_options)
+                      config={"run": config}, param_groups=groups, **trainer_options)
     print(f"training {config['model']} on {config['dataset']}: {len(train_idx)} train / {len(val_idx)} validation / "
           f"{len(test_set)} test samples, input {tuple(train_full.input_shape)} x T={train_full[0][0].shape[0]}, "
           f"{sum(p.numel() for p in model.parameters())} parameters, mode {trainer_options['mode']} -> {out}")
@@ -273,17 +275,6 @@ def _evaluate_test(trainer, test_set) -> dict:
         set_spike_mode(trainer.model, previous)
         result["hard_spikes"] = {key: hard[key] for key in ("accuracy", "loss", "spike_rate", "synops")}
     return result
-
-
-def _delay_optimizer(model, options: dict, position_lr: float):
-    """The run's optimiser over two parameter groups: delay positions at ``position_lr``, the rest at ``lr``."""
-    from spikelab.delays import delay_param_groups
-    from spikelab.training.trainer import OPTIMIZERS
-
-    name = options["optimizer"]
-    extra = {"momentum": 0.9} if name == "sgd" else {}
-    groups = delay_param_groups(model, lr=options["lr"], position_lr=position_lr, weight_decay=options["weight_decay"])
-    return lambda params: OPTIMIZERS[name](groups, **extra)
 
 
 def _print_evaluation(result: dict) -> None:

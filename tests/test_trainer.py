@@ -169,3 +169,14 @@ def test_layers_with_a_schedule_are_told_each_epoch_and_clamped_each_step():
     Trainer(net, epochs=3, batch_size=120, progress=False).fit(rate_coded_task())
     assert probe.epochs_seen == [(0, 3), (1, 3), (2, 3)]
     assert probe.clamps == 3 * 2  # two batches of 120 per epoch
+
+
+def test_parameter_groups_keep_their_own_learning_rates():
+    net = small_net()
+    first, rest = list(net[0].parameters()), [p for p in net.parameters() if all(p is not q for q in net[0].parameters())]
+    trainer = Trainer(net, optimizer="sgd", lr=0.01, weight_decay=1e-4, scheduler="none", progress=False,
+                      param_groups=[{"params": first, "lr": 0.5, "weight_decay": 0.0}, {"params": rest}])
+    (a, b) = trainer.optimizer.param_groups
+    assert (a["lr"], a["weight_decay"], b["lr"], b["weight_decay"]) == (0.5, 0.0, 0.01, 1e-4)
+    assert a["momentum"] == b["momentum"] == 0.9
+    assert trainer.config["optimizer"] == "sgd"

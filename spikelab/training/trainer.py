@@ -79,6 +79,9 @@ class Trainer:
         optimizer: ``"adam"`` (default), ``"adamw"``, ``"sgd"`` (momentum 0.9), or a callable ``params -> Optimizer``.
         lr: learning rate (default 1e-3).
         weight_decay: L2 weight decay (default 0).
+        param_groups: optimiser parameter groups (dicts with ``"params"`` and any per-group ``lr`` or
+            ``weight_decay``), e.g. :func:`spikelab.delay_param_groups`; default: every trainable parameter
+            in one group at ``lr`` and ``weight_decay``.
         scheduler: ``"cosine"`` (default, annealed to 0 over ``epochs``), ``"step"`` (x0.1 every third of the
             epochs), ``"none"``, or a callable ``optimizer -> LRScheduler`` stepped once per epoch.
         epochs: number of epochs (default 10).
@@ -104,7 +107,8 @@ class Trainer:
                  sltt_k: int | None = None, optimizer="adam", lr: float = 1e-3, weight_decay: float = 0.0,
                  scheduler="cosine", epochs: int = 10, batch_size: int = 64, device="cpu", seed: int = 0,
                  out_dir=None, model_name: str | None = None, config: dict | None = None,
-                 grad_clip: float | None = None, sparsity: float = 0.0, progress: bool = True):
+                 grad_clip: float | None = None, sparsity: float = 0.0, param_groups: list[dict] | None = None,
+                 progress: bool = True):
         if mode not in MODES:
             raise ConfigError(f"unknown training mode {mode!r}; choose one of {', '.join(MODES)}")
         if mode != "bptt" and not hasattr(model, "step"):
@@ -128,7 +132,7 @@ class Trainer:
                            epochs=epochs, batch_size=batch_size, seed=seed, sparsity=sparsity,
                            optimizer=optimizer if isinstance(optimizer, str) else "custom",
                            scheduler=scheduler if isinstance(scheduler, str) else "custom")
-        self.optimizer = self._make_optimizer(optimizer, lr, weight_decay)
+        self.optimizer = self._make_optimizer(optimizer, lr, weight_decay, param_groups)
         self.scheduler = self._make_scheduler(scheduler)
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.shuffle_generator = torch.Generator().manual_seed(seed)
@@ -136,8 +140,8 @@ class Trainer:
         self.history: list[dict] = []
 
     # -- construction -------------------------------------------------------------------------
-    def _make_optimizer(self, optimizer, lr, weight_decay):
-        params = [p for p in self.model.parameters() if p.requires_grad]
+    def _make_optimizer(self, optimizer, lr, weight_decay, param_groups):
+        params = param_groups if param_groups is not None else [p for p in self.model.parameters() if p.requires_grad]
         if callable(optimizer):
             return optimizer(params)
         if optimizer not in OPTIMIZERS:
