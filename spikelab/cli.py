@@ -237,6 +237,7 @@ def train(args) -> int:
     torch.manual_seed(trainer_options["seed"])
     train_full = _load_split(config, train=True)
     test_set = _load_split(config, train=False)
+    config.setdefault("input_shape", list(train_full.input_shape))   # what exporters need for conv models
     train_idx, val_idx = stratified_split(train_full.targets, config["val_fraction"], trainer_options["seed"])
     out.mkdir(parents=True, exist_ok=True)
     (out / "val_indices.json").write_text(json.dumps({"val": list(map(int, val_idx))}))
@@ -346,6 +347,74 @@ def make_data(args) -> int:
     return 0
 
 
+def _export_nest(args) -> int:
+    from tqdm import tqdm
+
+    from spikelab.export import compare_on_nest, load_run, load_test_spikes
+
+    run = load_run(args.run_dir)
+    x, y = load_test_spikes(run, args.data_dir, args.limit)
+    print(f"{args.run_dir}: {x.shape[1]} test samples of {run.config['dataset']}, T = {x.shape[0]} steps of "
+          f"{run.dt:g} ms, on PyNN + NEST (float64, on-grid spikes)")
+    with tqdm(total=x.shape[1], desc="NEST", unit="sample", disable=args.no_progress) as bar:
+        result = compare_on_nest(run, x, y, progress=bar.update)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"accuracy: spikelab {result['accuracy_spikelab']:.4f}, NEST {result['accuracy_nest']:.4f}; same "
+          f"prediction on {result['same_predictions']:.2%} of samples ({result['nest_seconds']:.1f} s on NEST)")
+    for name, counts in result["populations"].items():
+        if "spikes" in counts:
+            print(f"  {name}: {counts['spikes']} spikes in spikelab, {counts['mismatches']} differ on NEST")
+        else:
+            print(f"  {name}: membranes differ by at most {counts['max_membrane_difference']:.3g}")
+    return 0
+
+
+def _export_pynn_script(args) -> int:
+    from spikelab.backends.pynn import write_script
+    from spikelab.export import load_run, load_test_spikes
+
+    run = load_run(args.run_dir)
+    inputs = None
+    if args.samples:
+        x, _ = load_test_spikes(run, args.data_dir, args.samples)
+        inputs = x.flatten(2).transpose(0, 1).numpy()
+    paths = write_script(run.network(), args.out, decode=run.loss, inputs=inputs)
+    print("wrote " + ", ".join(str(p) for p in paths))
+    print(f"run it on SpiNNaker: python {paths[0]} --simulator spiNNaker"
+          + ("" if inputs is not None else " --inputs YOUR_SPIKES.npz") + f"  (or --simulator nest)")
+    return 0
+
+
+def _add_export_parser(commands) -> None:
+    export = commands.add_parser("export", help="run or describe a trained network on other simulators and hardware",
+                                 description="Export a trained run (a folder from `spikelab train`).", epilog=EPILOG)
+    targets = export.add_subparsers(dest="target", required=True, metavar="TARGET")
+
+    nest = targets.add_parser("nest", help="run the test split on PyNN + NEST and compare with spikelab, spike for spike",
+                              description="Accuracy on NEST next to spikelab's, and the count of spikes that differ.")
+    nest.add_argument("run_dir", metavar="RUN_DIR", help="a run folder (its best.pt) or a checkpoint file")
+    _add_export_data_options(nest)
+    nest.add_argument("--limit", type=int, default=None, help="only the first N test samples (default: all)")
+    nest.add_argument("--json", action="store_true", help="print the result as JSON")
+    nest.add_argument("--no-progress", action="store_true", help="no progress bar")
+    nest.set_defaults(run=_export_nest)
+
+    script = targets.add_parser("pynn-script", help="a standalone PyNN script and weights file (for SpiNNaker)",
+                                description="Write run_pynn.py + network.npz (+ inputs.npz): needs only PyNN and numpy.")
+    script.add_argument("run_dir", metavar="RUN_DIR", help="a run folder (its best.pt) or a checkpoint file")
+    script.add_argument("out", help="folder to write into")
+    _add_export_data_options(script)
+    script.add_argument("--samples", type=int, default=10,
+                        help="test samples to write as inputs.npz (default 10; 0: none)")
+    script.set_defaults(run=_export_pynn_script)
+
+
+def _add_export_data_options(parser) -> None:
+    parser.add_argument("--data-dir", default=None, help="where the run's dataset is, if not where it was trained")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spikelab", description="Spiking neural networks: train, evaluate, benchmark.",
                                      epilog=EPILOG)
@@ -386,6 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--classes", type=int, default=20, help="classes, 2 to 20; class c is a gap of c x 10 ms (default 20)")
     data.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     data.set_defaults(run=make_data)
+    _add_export_parser(commands)
     return parser
 
 

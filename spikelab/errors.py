@@ -24,3 +24,7 @@ class ConfigError(SpikelabError):
 
 class TrainingError(SpikelabError):
     """Training cannot go on (the loss diverged, say)."""
+
+
+class ExportError(SpikelabError):
+    """A trained network cannot be represented on the requested backend (layer, reset or limit)."""

@@ -1,0 +1,256 @@
+r"""Build a :class:`spikelab.graph.Network` in any PyNN simulator, and run it on NEST spike for spike.
+
+The same builder drives NEST (``pyNN.nest``, the exact reference) and SpiNNaker (``pyNN.spiNNaker``, hardware or
+the virtual board). Each LIF population becomes ``IF_curr_delta`` cells (``reference/backends.md`` §3):
+
+=================  ===================================  ================================================================
+PyNN parameter     value                                why
+=================  ===================================  ================================================================
+``tau_m``          ``-dt / ln(beta)`` ms                ``exp(-dt / tau_m) = beta`` exactly (NEST and SpiNNaker both
+                                                        integrate exactly; not the Euler ``dt / (1 - beta)``)
+``cm``             ``(1 - beta) tau_m / dt`` nF         sPyNNaker's delta synapse then adds ``w`` to V, as NEST does
+``v_rest``         0 mV                                 spikelab membranes rest at 0
+``v_reset``        0 mV                                 zero reset
+``v_thresh``       ``threshold`` mV                     fires on ``v >= threshold`` like spikelab
+``tau_refrac``     ``refractory_steps * dt`` ms         0: the next step integrates its input; ``dt``: it drops it
+``i_offset``       ``bias / dt`` nA                     ``= bias cm / (tau_m (1 - beta))``: adds ``bias`` each step
+=================  ===================================  ================================================================
+
+The readout (a leaky integrator) is the same cell with a threshold it never reaches (:data:`READOUT_THRESHOLD`);
+its membrane is recorded. Weights keep their units (a spike adds ``w`` mV); every projection is split by sign
+into an ``excitatory`` projection (positive weights) and an ``inhibitory`` one (negative weights, kept negative
+as PyNN expects; sPyNNaker uses their magnitude), each a ``FromListConnector`` sorted by ``(pre, post)`` (sPyNNaker
+mis-maps unsorted lists). Delays are ``network.simulator_delays(p) * dt``: ``(d + 1)`` steps feed-forward, so
+population ``p`` runs ``p.latency`` steps behind the torch model, plus :data:`INPUT_OFFSET` steps of input.
+
+:func:`run_nest` runs a batch of samples on NEST (``spike_precision="on_grid"``, float64) one after another and
+returns the outputs aligned with the torch model's time steps.
+"""
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from spikelab.errors import ExportError
+from spikelab.graph import Network, Population
+
+#: Input spike of step k is emitted at (k + INPUT_OFFSET) * dt: pyNN.nest moves source spikes earlier by one
+#: min_delay and NEST refuses a spike at time 0.
+INPUT_OFFSET = 2
+#: Threshold of the readout population: never reached, and inside SpiNNaker's s16.15 range (+-65536).
+READOUT_THRESHOLD = 30000.0
+#: Steps simulated after a sample so that every delayed spike has arrived before the next reset.
+FLUSH_STEPS = 2
+
+
+def cell_parameters(population: Population, dt: float) -> dict[str, np.ndarray]:
+    """``IF_curr_delta`` parameters (one value per neuron) that make PyNN run ``population`` like spikelab."""
+    beta = np.asarray(population.beta, dtype=np.float64)
+    if np.any(beta <= 0) or np.any(beta >= 1):
+        raise ExportError(f"population {population.name} ({population.source}): beta must be in (0, 1) for a PyNN "
+                          f"membrane time constant, got values in [{beta.min():g}, {beta.max():g}]")
+    tau_m = -dt / np.log(beta)
+    threshold = np.where(np.isinf(population.threshold), READOUT_THRESHOLD, population.threshold)
+    return {"tau_m": tau_m, "cm": (1.0 - beta) * tau_m / dt, "v_rest": np.zeros_like(beta),
+            "v_reset": np.zeros_like(beta), "v_thresh": threshold.astype(np.float64),
+            "tau_refrac": np.full_like(beta, population.refractory_steps * dt),
+            "i_offset": np.asarray(population.bias, dtype=np.float64) / dt}
+
+
+def _uniform(values: np.ndarray):
+    """PyNN takes a scalar for a parameter shared by all cells (much faster to set than an array)."""
+    return float(values[0]) if np.all(values == values[0]) else values
+
+
+def connection_lists(network: Network, projection) -> dict[str, list[tuple]]:
+    """``{"excitatory": [...], "inhibitory": [...]}`` lists of ``(pre, post, weight, delay ms)``, sorted."""
+    delays = network.simulator_delays(projection) * network.dt
+    lists = {}
+    for receptor, sel in (("excitatory", projection.weight > 0), ("inhibitory", projection.weight < 0)):
+        if sel.any():
+            lists[receptor] = list(zip(projection.pre_index[sel].tolist(), projection.post_index[sel].tolist(),
+                                       projection.weight[sel].tolist(), delays[sel].astype(float).tolist()))
+    return lists
+
+
+@dataclass
+class Built:
+    """The PyNN objects of a network: populations by name, and ``(projection, receptor, PyNN Projection)``."""
+
+    network: Network
+    populations: dict = field(default_factory=dict)
+    projections: list = field(default_factory=list)
+
+
+def build(network: Network, sim, spikes=None, record: bool = True) -> Built:
+    """Create ``network`` in the PyNN module ``sim`` (after ``sim.setup(timestep=network.dt, ...)``).
+
+    Args:
+        spikes: optional input spikes ``(T, n_input)`` of one sample for the ``SpikeSourceArray``.
+        record: record spikes of LIF populations and the membrane of the readout.
+    """
+    built = Built(network)
+    source = sim.SpikeSourceArray(spike_times=spike_times(spikes, network.dt, network.input.size))
+    built.populations[network.input.name] = sim.Population(network.input.size, source, label=network.input.name)
+    for population in network.populations[1:]:
+        params = {key: _uniform(value) for key, value in cell_parameters(population, network.dt).items()}
+        cells = sim.Population(population.size, sim.IF_curr_delta(**params), label=population.name)
+        cells.initialize(v=0.0)
+        if record:
+            cells.record("v" if population.kind == "readout" else "spikes")
+        built.populations[population.name] = cells
+    for projection in network.projections:
+        pre, post = built.populations[projection.pre], built.populations[projection.post]
+        for receptor, connections in connection_lists(network, projection).items():
+            connector = sim.FromListConnector(connections, column_names=["weight", "delay"])
+            built.projections.append((projection, receptor,
+                                      sim.Projection(pre, post, connector, receptor_type=receptor)))
+    return built
+
+
+def spike_times(spikes, dt: float, size: int) -> list[list[float]]:
+    """Per input neuron, the times (ms) of its spikes ``(T, n)``: step k at ``(k + INPUT_OFFSET) * dt``."""
+    if spikes is None:
+        return [[] for _ in range(size)]
+    spikes = np.asarray(spikes)
+    if spikes.ndim != 2 or spikes.shape[1] != size:
+        raise ExportError(f"input spikes must be (T, {size}) for one sample, got {spikes.shape}")
+    if np.any((spikes != 0) & (spikes != 1)):
+        raise ExportError("PyNN inputs are spikes: the input must be binary (0/1) per step; "
+                          "train and export with binary input (no --counts)")
+    times = [[] for _ in range(size)]
+    for step, neuron in zip(*np.nonzero(spikes)):
+        times[neuron].append((step + INPUT_OFFSET) * dt)
+    return times
+
+
+def _nest():
+    """``pyNN.nest``, quiet, with ``IF_curr_delta``'s membrane recordable (PyNN 0.13 omits its variable map)."""
+    os.environ.setdefault("PYNEST_QUIET", "1")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pyNN.nest as sim
+        from pyNN.nest.standardmodels import cells
+    cells.IF_curr_delta.variable_map = {"v": "V_m"}
+    cells.IF_curr_delta.scale_factors = {"v": 1}
+    return sim
+
+
+def run_nest(network: Network, spikes, progress=None) -> dict[str, np.ndarray]:
+    """Run ``network`` on NEST for every sample of ``spikes`` ``(T, B, n_input)``, one after another.
+
+    Returns ``{population name: (T, B, n)}`` aligned with the torch model: spikes of LIF populations, the membrane
+    of the readout (as :func:`spikelab.graph.simulate` returns them). Between samples NEST is reset (PyNN's reset
+    with a flush period, then membranes back to 0), so each sample starts from rest as in torch.
+    """
+    spikes = np.asarray(spikes)
+    steps, batch = spikes.shape[:2]
+    spikes = spikes.reshape(steps, batch, -1)
+    sim = _nest()
+    dt = network.dt
+    last_latency = max(p.latency for p in network.populations)
+    max_delay = max((int(network.simulator_delays(p).max()) for p in network.projections if p.size), default=1)
+    flush = (last_latency * max_delay + INPUT_OFFSET + FLUSH_STEPS) * dt
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sim.setup(timestep=dt, min_delay=dt, max_delay=max(max_delay, 1) * dt, spike_precision="on_grid",
+                  t_flush=flush)
+        built = build(network, sim)
+        for population in network.populations[1:]:
+            if np.any(population.bias):
+                built.populations[population.name].set(i_offset=0.0)
+        outputs = {p.name: np.zeros((steps, batch, p.size)) for p in network.populations[1:]}
+        duration = (steps + INPUT_OFFSET + last_latency) * dt
+        for b in range(batch):
+            if b:
+                sim.reset()
+            built.populations[network.input.name].set(spike_times=spike_times(spikes[:, b], dt, network.input.size))
+            _run_with_bias(sim, network, built, duration)
+            for population in network.populations[1:]:
+                _collect(built.populations[population.name], population, outputs[population.name][:, b], dt)
+            if progress is not None:
+                progress(1)
+        sim.end()
+    return outputs
+
+
+def _run_with_bias(sim, network: Network, built: Built, duration: float) -> None:
+    """Run one sample; a population's bias is switched on when its own step 0 begins.
+
+    Measured on NEST (``tests/test_pynn.py`` checks it): the update of a population of latency ``L`` that
+    PyNN records as its torch step 0 begins at ``L * dt``, whatever the input offset.
+    """
+    dt = network.dt
+    biased = [p for p in network.populations[1:] if np.any(p.bias)]
+    for latency in sorted({p.latency for p in biased}):
+        sim.run_until(latency * dt)
+        for population in network.populations[1:]:
+            if population.latency == latency and np.any(population.bias):
+                built.populations[population.name].set(i_offset=_uniform(population.bias / dt))
+    sim.run_until(duration)
+    for population in biased:   # no bias while the reset flushes the network, so it falls silent
+        built.populations[population.name].set(i_offset=0.0)
+
+
+def _collect(cells, population: Population, out: np.ndarray, dt: float) -> None:
+    """Recorded data of one sample into ``out`` ``(T, n)``, shifted back by the population's delay."""
+    segment = cells.get_data(clear=True).segments[-1]
+    shift = population.latency + INPUT_OFFSET
+    steps = out.shape[0]
+    if population.kind == "readout":
+        signal = segment.filter(name="v")[0]
+        times = np.rint(np.asarray(signal.times.rescale("ms")) / dt).astype(int) - shift
+        values = np.asarray(signal.magnitude)
+        keep = (times >= 0) & (times < steps)
+        out[times[keep]] = values[keep]
+        return
+    ids, times = segment.spiketrains.multiplexed    # flat arrays: far faster than one SpikeTrain per neuron
+    if len(ids) == 0:
+        return
+    neurons = np.asarray(cells.id_to_index(np.asarray(ids, dtype=np.int64)), dtype=np.int64)
+    steps_at = np.rint(np.asarray(times.rescale("ms").magnitude) / dt).astype(int) - shift
+    keep = (steps_at >= 0) & (steps_at < steps)
+    out[steps_at[keep], neurons[keep]] = 1.0
+
+
+def write_script(network: Network, folder, decode: str = "mean_membrane", inputs=None) -> list:
+    """Write a standalone PyNN script (``run_pynn.py``) and its ``network.npz`` into ``folder``.
+
+    The script needs only PyNN and numpy: it is what a SpiNNaker user submits (``--simulator spiNNaker``). It
+    decodes the output with ``decode`` (the run's loss: ``mean_membrane``, ``spike_count``, ``summed_softmax``,
+    ``per_step``). ``inputs`` (optional, ``(N, T, n_input)`` binary) is written as ``inputs.npz`` to run it on.
+    Returns the paths written.
+    """
+    import json
+    import shutil
+    from pathlib import Path
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays, populations, projections = {}, [], []
+    for population in network.populations[1:]:
+        for key, value in cell_parameters(population, network.dt).items():
+            arrays[f"{population.name}.{key}"] = value
+        populations.append({"name": population.name, "size": population.size, "kind": population.kind,
+                            "latency": population.latency, "bias": bool(np.any(population.bias))})
+    for number, projection in enumerate(network.projections):
+        for receptor, connections in connection_lists(network, projection).items():
+            key = f"projection{number}.{receptor}"
+            arrays[key] = np.asarray(connections, dtype=np.float64).reshape(-1, 4)
+            projections.append({"pre": projection.pre, "post": projection.post, "receptor": receptor, "key": key})
+    max_delay = max((int(network.simulator_delays(p).max()) for p in network.projections if p.size), default=1)
+    meta = {"dt": network.dt, "input_offset": INPUT_OFFSET, "input": network.input.name, "decode": decode,
+            "max_delay_ms": max_delay * network.dt, "populations": populations, "projections": projections,
+            "cell_parameters": [key for key in cell_parameters(network.populations[1], network.dt) if key != "i_offset"]}
+    np.savez(folder / "network.npz", meta=json.dumps(meta), **arrays)
+    paths = [folder / "run_pynn.py", folder / "network.npz"]
+    shutil.copyfile(Path(__file__).with_name("pynn_script.py"), paths[0])
+    if inputs is not None:
+        inputs = np.asarray(inputs, dtype=np.uint8)
+        np.savez_compressed(folder / "inputs.npz", spikes=inputs)
+        paths.append(folder / "inputs.npz")
+    return paths

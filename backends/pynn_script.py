@@ -1,0 +1,118 @@
+#!/usr/bin/env python3
+"""Run a network exported by ``spikelab export pynn-script`` on any PyNN simulator (SpiNNaker, NEST, ...).
+
+This file is standalone: it needs PyNN and numpy (and the simulator), not spikelab. It reads ``network.npz``
+from its own folder (cell parameters and connection lists, already mapped for ``IF_curr_delta``), runs every
+input sample from rest, and writes the output spikes / readout membranes and the predicted classes::
+
+    python run_pynn.py --simulator spiNNaker --inputs inputs.npz --out results.npz
+    python run_pynn.py --simulator nest                     # NEST with spike_precision="on_grid"
+
+``inputs.npz`` holds ``spikes``: binary input spikes ``(N, T, n_input)``, one row of ``T`` steps per sample.
+Step ``k`` is sent at ``(k + input_offset) * dt`` ms; population ``p``'s step ``t`` appears at
+``(t + latency_p + input_offset) * dt`` (each projection adds at least one step of delay). The results give each
+population's output back on the model's own steps ``(N, T, n)``.
+
+On SpiNNaker, each sample is a separate ``setup() ... end()`` (a fresh start from rest); for many samples,
+run them in batches. sPyNNaker needs ``~/.spynnaker.cfg`` naming your board (or ``virtual_board = True``).
+"""
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+
+def load_network(folder: Path):
+    data = np.load(folder / "network.npz")
+    return json.loads(str(data["meta"])), data
+
+
+def build(sim, meta, data, spikes):
+    dt, offset = meta["dt"], meta["input_offset"]
+    times = [[] for _ in range(spikes.shape[1])]
+    for step, neuron in zip(*np.nonzero(spikes)):
+        times[neuron].append(float((step + offset) * dt))
+    populations = {meta["input"]: sim.Population(spikes.shape[1], sim.SpikeSourceArray(spike_times=times),
+                                                 label=meta["input"])}
+    for pop in meta["populations"]:
+        params = {key: data[f"{pop['name']}.{key}"] for key in meta["cell_parameters"]}
+        params["i_offset"] = np.zeros(pop["size"])          # switched on when the population's step 0 begins
+        params = {key: float(value[0]) if np.all(value == value[0]) else value for key, value in params.items()}
+        cells = sim.Population(pop["size"], sim.IF_curr_delta(**params), label=pop["name"])
+        cells.initialize(v=0.0)
+        cells.record("v" if pop["kind"] == "readout" else "spikes")
+        populations[pop["name"]] = cells
+    for proj in meta["projections"]:
+        connections = [(int(i), int(j), float(w), float(d)) for i, j, w, d in data[proj["key"]]]
+        sim.Projection(populations[proj["pre"]], populations[proj["post"]],
+                       sim.FromListConnector(connections, column_names=["weight", "delay"]),
+                       receptor_type=proj["receptor"])
+    return populations
+
+
+def run_sample(sim, meta, data, spikes, setup_options):
+    dt, offset, steps = meta["dt"], meta["input_offset"], spikes.shape[0]
+    sim.setup(timestep=dt, min_delay=dt, max_delay=meta["max_delay_ms"], **setup_options)
+    populations = build(sim, meta, data, spikes)
+    for latency in sorted({pop["latency"] for pop in meta["populations"] if pop["bias"]}):
+        sim.run_until(latency * dt)
+        for pop in meta["populations"]:
+            if pop["latency"] == latency and pop["bias"]:
+                populations[pop["name"]].set(i_offset=data[f"{pop['name']}.i_offset"])
+    sim.run_until((steps + offset + max(pop["latency"] for pop in meta["populations"])) * dt)
+    outputs = {}
+    for pop in meta["populations"]:
+        segment = populations[pop["name"]].get_data().segments[-1]
+        shift = pop["latency"] + offset
+        out = np.zeros((steps, pop["size"]))
+        if pop["kind"] == "readout":
+            signal = segment.filter(name="v")[0]
+            at = np.rint(np.asarray(signal.times.rescale("ms")) / dt).astype(int) - shift
+            keep = (at >= 0) & (at < steps)
+            out[at[keep]] = np.asarray(signal.magnitude)[keep]
+        else:
+            for neuron, train in enumerate(segment.spiketrains):
+                at = np.rint(np.asarray(train.rescale("ms").magnitude) / dt).astype(int) - shift
+                out[at[(at >= 0) & (at < steps)], neuron] = 1.0
+        outputs[pop["name"]] = out
+    sim.end()
+    return outputs
+
+
+def predict(decode: str, output: np.ndarray) -> int:
+    """The class, decoded from the output ``(T, classes)`` the way the model was trained."""
+    if decode == "spike_count":
+        return int(output.sum(0).argmax())
+    if decode == "summed_softmax":
+        e = np.exp(output - output.max(-1, keepdims=True))
+        return int((e / e.sum(-1, keepdims=True)).sum(0).argmax())
+    return int(output.mean(0).argmax())                      # mean_membrane, per_step
+
+
+def main(argv=None):
+    here = Path(__file__).resolve().parent
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    parser.add_argument("--simulator", default="spiNNaker", help="PyNN backend module: spiNNaker (default), nest, ...")
+    parser.add_argument("--inputs", default=str(here / "inputs.npz"), help="npz with spikes (N, T, n_input)")
+    parser.add_argument("--out", default="results.npz", help="where to write outputs and predictions")
+    args = parser.parse_args(argv)
+    meta, data = load_network(here)
+    sim = __import__(f"pyNN.{args.simulator}", fromlist=["setup"])
+    setup_options = {}
+    if args.simulator == "nest":
+        from pyNN.nest.standardmodels import cells           # PyNN 0.13 cannot record IF_curr_delta's v on NEST
+        cells.IF_curr_delta.variable_map = {"v": "V_m"}
+        cells.IF_curr_delta.scale_factors = {"v": 1}
+        setup_options["spike_precision"] = "on_grid"          # grid-based iaf_psc_delta, as the model steps
+    inputs = np.load(args.inputs)["spikes"]
+    results = [run_sample(sim, meta, data, sample, setup_options) for sample in inputs]
+    output = meta["populations"][-1]["name"]
+    predicted = [predict(meta["decode"], result[output]) for result in results]
+    arrays = {name: np.stack([r[name] for r in results]) for name in results[0]}
+    np.savez(args.out, predicted=np.array(predicted), **arrays)
+    print(f"{len(predicted)} samples on pyNN.{args.simulator}; predicted classes: {predicted}; wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

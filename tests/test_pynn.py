@@ -1,0 +1,171 @@
+"""PyNN export, checked spike for spike on NEST (float64, on-grid spikes) against the torch model."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import spikelab as sl
+from spikelab.backends.pynn import cell_parameters, connection_lists, run_nest, write_script
+from spikelab.cli import main
+from spikelab.errors import ExportError
+from spikelab.export import compare_on_nest, load_run, load_test_spikes
+from spikelab.graph import Network
+
+from test_graph import mixed_net, torch_outputs
+
+
+def random_lif_net(seed, depth, refractory_steps, sizes=(40, 60, 30, 10)):
+    """Random LIF layers (zero reset) with weights strong enough to fire often, no bias."""
+    torch.manual_seed(seed)
+    layers = []
+    for n_in, n_out in zip(sizes[:depth], sizes[1:depth + 1]):
+        linear = sl.Linear(n_in, n_out, bias=False)
+        linear.weight.data = torch.randn(n_out, n_in) * 0.5 + 0.25
+        layers += [linear, sl.LIF(beta=0.9, refractory_steps=refractory_steps)]
+    return sl.Sequential(*layers).double().eval()
+
+
+def mismatches(network, recorded, got):
+    counts = {}
+    for population in network.populations[1:]:
+        if population.kind == "lif":
+            ours = recorded[str(population.layer)]["spikes"].flatten(2).numpy()
+            counts[population.name] = (int(ours.sum()), int((ours != got[population.name]).sum()))
+    return counts
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("depth", [2, 3])
+@pytest.mark.parametrize("refractory_steps", [0, 1])
+def test_random_lif_networks_spike_for_spike_on_nest(seed, depth, refractory_steps):
+    net = random_lif_net(seed, depth, refractory_steps)
+    x = (torch.rand(80, 3, 40, generator=torch.Generator().manual_seed(seed)) < 0.15).double()
+    recorded, _ = torch_outputs(net, x)
+    network = Network.from_model(net, dt=1.0)
+    counts = mismatches(network, recorded, run_nest(network, x.numpy()))
+    assert len(counts) == depth
+    for name, (spikes, wrong) in counts.items():
+        assert spikes > 100, f"{name} hardly fires ({spikes} spikes): the comparison would prove little"
+        assert wrong == 0, f"{name}: {wrong} of {spikes} spikes differ on NEST"
+
+
+def test_bias_batch_norm_recurrence_delays_and_readout_on_nest():
+    """Bias -> i_offset (switched on at each population's step 0), folded batch norm, recurrent weights, integer
+    delays (hand-set), per-neuron beta and the readout membrane: all equal on NEST."""
+    net = mixed_net(seed=3)
+    with torch.no_grad():
+        net[7].position.copy_(torch.randint(0, 6, net[7].position.shape).double())
+    assert net[7].bias.abs().sum() > 0 and net[6].recurrent.bias.abs().sum() > 0
+    x = (torch.rand(60, 4, 20) < 0.3).double()
+    recorded, out = torch_outputs(net, x)
+    network = Network.from_model(net, dt=1.0)
+    assert all(np.any(p.bias) for p in network.populations[1:])
+    got = run_nest(network, x.numpy())
+    for name, (spikes, wrong) in mismatches(network, recorded, got).items():
+        assert spikes > 30 and wrong == 0, (name, spikes, wrong)
+    np.testing.assert_allclose(got["readout"], out.numpy(), rtol=0, atol=1e-9)
+
+
+def test_bias_alone_drives_the_membrane_as_in_torch():
+    net = sl.Sequential(sl.Linear(3, 4), sl.LIF(beta=0.5, threshold=1.5), sl.Linear(4, 2), sl.LeakyIntegrator(beta=0.8))
+    with torch.no_grad():
+        for layer in (net[0], net[2]):
+            layer.weight.zero_()
+        net[0].bias.copy_(torch.tensor([0.2, 0.8, 1.0, 2.0]))
+        net[2].bias.copy_(torch.tensor([1.0, -0.5]))
+    net = net.double().eval()
+    x = torch.zeros(12, 1, 3, dtype=torch.float64)
+    recorded, out = torch_outputs(net, x)
+    network = Network.from_model(net, dt=1.0)
+    got = run_nest(network, x.numpy())
+    np.testing.assert_array_equal(got["lif1"], recorded["1"]["spikes"].numpy())
+    assert got["lif1"][:, 0, 3].sum() == 12 and got["lif1"][:, 0, 0].sum() == 0    # bias 2 fires every step
+    np.testing.assert_allclose(got["readout"][:, 0, 0], 5 * (1 - 0.8 ** np.arange(1, 13)), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(got["readout"], out.numpy(), atol=1e-12)
+
+
+def test_parameter_mapping():
+    net = sl.Sequential(sl.Linear(3, 2), sl.LIF(beta=0.9, threshold=0.7, refractory_steps=1), sl.Linear(2, 2),
+                        sl.LeakyIntegrator(beta=0.5))
+    network = Network.from_model(net, dt=2.0)
+    lif = cell_parameters(network.populations[1], 2.0)
+    np.testing.assert_allclose(np.exp(-2.0 / lif["tau_m"]), 0.9, rtol=1e-15)
+    np.testing.assert_allclose(lif["cm"], 0.1 * lif["tau_m"] / 2.0)
+    np.testing.assert_array_equal(lif["tau_refrac"], 2.0)
+    np.testing.assert_array_equal(lif["v_thresh"], 0.7)
+    np.testing.assert_allclose(lif["i_offset"], net[0].bias.detach().double().numpy() / 2.0)
+    readout = cell_parameters(network.populations[2], 2.0)
+    assert np.all(readout["v_thresh"] > 1e4) and np.all(readout["tau_refrac"] == 0)
+    lists = connection_lists(network, network.projections[0])
+    assert all(w > 0 for _, _, w, _ in lists.get("excitatory", []))
+    assert all(w < 0 for _, _, w, _ in lists.get("inhibitory", []))       # PyNN wants them negative
+    assert all(d == 2.0 for _, _, _, d in lists["excitatory"] + lists["inhibitory"])   # (0 + 1) steps of 2 ms
+    assert sum(len(v) for v in lists.values()) == 6
+
+
+def test_counts_input_is_refused():
+    network = Network.from_model(random_lif_net(0, 2, 0), dt=1.0)
+    with pytest.raises(ExportError, match="binary"):
+        run_nest(network, np.full((5, 1, 40), 2.0))
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    """A small MLP trained on the demo set through the CLI (binary input spikes, zero reset)."""
+    run = tmp_path_factory.mktemp("export") / "demo"
+    assert main(["train", "--hidden", "64", "--epochs", "3", "--batch-size", "128", "--no-progress",
+                 "--out", str(run)]) == 0
+    return run
+
+
+@pytest.mark.slow
+def test_demo_network_predicts_the_same_on_nest_for_its_whole_test_split(demo_run):
+    run = load_run(demo_run)
+    x, y = load_test_spikes(run)
+    assert x.shape[1] == 359 and set(np.unique(x.numpy())) <= {0.0, 1.0}
+    result = compare_on_nest(run, x, y)
+    assert result["same_predictions"] == 1.0
+    assert result["accuracy_nest"] == result["accuracy_spikelab"] > 0.7
+    assert result["populations"]["lif1"]["spikes"] > 10_000
+    assert result["populations"]["lif1"]["mismatches"] == 0
+    assert result["populations"]["readout"]["max_membrane_difference"] < 1e-9
+
+
+def test_export_nest_command(demo_run, capsys):
+    assert main(["export", "nest", str(demo_run), "--limit", "8", "--no-progress", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.split("\n", 1)[1])
+    assert result["n"] == 8 and result["populations"]["lif1"]["mismatches"] == 0
+
+
+def test_standalone_pynn_script_runs_on_nest_like_spikelab(demo_run, tmp_path):
+    assert main(["export", "pynn-script", str(demo_run), str(tmp_path / "script"), "--samples", "3"]) == 0
+    folder = tmp_path / "script"
+    assert {p.name for p in folder.iterdir()} >= {"run_pynn.py", "network.npz", "inputs.npz"}
+    result = subprocess.run([sys.executable, str(folder / "run_pynn.py"), "--simulator", "nest", "--out",
+                             str(tmp_path / "results.npz")], capture_output=True, text=True, cwd=tmp_path,
+                            env={**os.environ, "PYNEST_QUIET": "1"}, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    results = np.load(tmp_path / "results.npz")
+    run = load_run(demo_run)
+    x, _ = load_test_spikes(run, limit=3)
+    network = run.network()
+    with torch.no_grad(), sl.record(run.model) as recorded:
+        out = run.model(x)
+    np.testing.assert_array_equal(results["lif1"].transpose(1, 0, 2), recorded["2"]["spikes"].numpy())
+    np.testing.assert_allclose(results["readout"].transpose(1, 0, 2), out.numpy(), atol=1e-9)
+    np.testing.assert_array_equal(results["predicted"], out.mean(0).argmax(-1).numpy())
+    assert network.output.name == "readout"
+
+
+def test_export_of_a_subtract_reset_run_is_one_clear_error(tmp_path, capsys):
+    run = tmp_path / "subtract"
+    assert main(["train", "--hidden", "16", "--epochs", "1", "--no-progress", "--reset", "subtract",
+                 "--out", str(run)]) == 0
+    capsys.readouterr()
+    assert main(["export", "nest", str(run), "--limit", "2", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "reset='subtract'" in err and "--reset zero" in err and "Traceback" not in err
