@@ -28,7 +28,6 @@ returns the outputs aligned with the torch model's time steps.
 """
 from __future__ import annotations
 
-import math
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -66,14 +65,15 @@ def _uniform(values: np.ndarray):
     return float(values[0]) if np.all(values == values[0]) else values
 
 
-def connection_lists(network: Network, projection) -> dict[str, list[tuple]]:
-    """``{"excitatory": [...], "inhibitory": [...]}`` lists of ``(pre, post, weight, delay ms)``, sorted."""
+def connection_lists(network: Network, projection) -> dict[str, np.ndarray]:
+    """``{"excitatory": array, "inhibitory": array}`` of rows ``(pre, post, weight, delay ms)``, sorted by
+    ``(pre, post)``; a receptor with no synapse is left out."""
     delays = network.simulator_delays(projection) * network.dt
     lists = {}
     for receptor, sel in (("excitatory", projection.weight > 0), ("inhibitory", projection.weight < 0)):
         if sel.any():
-            lists[receptor] = list(zip(projection.pre_index[sel].tolist(), projection.post_index[sel].tolist(),
-                                       projection.weight[sel].tolist(), delays[sel].astype(float).tolist()))
+            lists[receptor] = np.column_stack([projection.pre_index[sel], projection.post_index[sel],
+                                               projection.weight[sel], delays[sel]]).astype(np.float64)
     return lists
 
 
@@ -86,19 +86,29 @@ class Built:
     projections: list = field(default_factory=list)
 
 
-def build(network: Network, sim, spikes=None, record: bool = True) -> Built:
+def build(network: Network, sim, spikes=None, record: bool = True, max_expected_summed_weight=None) -> Built:
     """Create ``network`` in the PyNN module ``sim`` (after ``sim.setup(timestep=network.dt, ...)``).
 
     Args:
         spikes: optional input spikes ``(T, n_input)`` of one sample for the ``SpikeSourceArray``.
         record: record spikes of LIF populations and the membrane of the readout.
+        max_expected_summed_weight: sPyNNaker only: ``{population: [excitatory, inhibitory]}``, the largest input
+            per step it must hold, which sets its ring-buffer shift and weight grid
+            (:func:`spikelab.backends.spinnaker.check` predicts the worst case).
     """
     built = Built(network)
-    source = sim.SpikeSourceArray(spike_times=spike_times(spikes, network.dt, network.input.size))
+    times = spike_times(spikes, network.dt, network.input.size)
+    if not any(times):   # sPyNNaker 1!7.4.1 fails on per-neuron lists that are all empty; one empty list is fine
+        times = []
+    source = sim.SpikeSourceArray(spike_times=times)
     built.populations[network.input.name] = sim.Population(network.input.size, source, label=network.input.name)
     for population in network.populations[1:]:
         params = {key: _uniform(value) for key, value in cell_parameters(population, network.dt).items()}
-        cells = sim.Population(population.size, sim.IF_curr_delta(**params), label=population.name)
+        extra = {}
+        if max_expected_summed_weight and population.name in max_expected_summed_weight:
+            extra["additional_parameters"] = {
+                "max_expected_summed_weight": [float(w) for w in max_expected_summed_weight[population.name]]}
+        cells = sim.Population(population.size, sim.IF_curr_delta(**params), label=population.name, **extra)
         cells.initialize(v=0.0)
         if record:
             cells.record("v" if population.kind == "readout" else "spikes")
@@ -217,13 +227,15 @@ def _collect(cells, population: Population, out: np.ndarray, dt: float) -> None:
     out[steps_at[keep], neurons[keep]] = 1.0
 
 
-def write_script(network: Network, folder, decode: str = "mean_membrane", inputs=None) -> list:
+def write_script(network: Network, folder, decode: str = "mean_membrane", inputs=None,
+                 max_expected_summed_weight=None) -> list:
     """Write a standalone PyNN script (``run_pynn.py``) and its ``network.npz`` into ``folder``.
 
     The script needs only PyNN and numpy: it is what a SpiNNaker user submits (``--simulator spiNNaker``). It
     decodes the output with ``decode`` (the run's loss: ``mean_membrane``, ``spike_count``, ``summed_softmax``,
     ``per_step``). ``inputs`` (optional, ``(N, T, n_input)`` binary) is written as ``inputs.npz`` to run it on.
-    Returns the paths written.
+    ``max_expected_summed_weight`` (``{population: [exc, inh]}``) is passed to sPyNNaker, fixing its weight grid
+    (:func:`spikelab.backends.spinnaker.check` gives the worst case). Returns the paths written.
     """
     import json
     import shutil
@@ -240,11 +252,12 @@ def write_script(network: Network, folder, decode: str = "mean_membrane", inputs
     for number, projection in enumerate(network.projections):
         for receptor, connections in connection_lists(network, projection).items():
             key = f"projection{number}.{receptor}"
-            arrays[key] = np.asarray(connections, dtype=np.float64).reshape(-1, 4)
+            arrays[key] = connections
             projections.append({"pre": projection.pre, "post": projection.post, "receptor": receptor, "key": key})
     max_delay = max((int(network.simulator_delays(p).max()) for p in network.projections if p.size), default=1)
     meta = {"dt": network.dt, "input_offset": INPUT_OFFSET, "input": network.input.name, "decode": decode,
             "max_delay_ms": max_delay * network.dt, "populations": populations, "projections": projections,
+            "max_expected_summed_weight": max_expected_summed_weight or {},
             "cell_parameters": [key for key in cell_parameters(network.populations[1], network.dt) if key != "i_offset"]}
     np.savez(folder / "network.npz", meta=json.dumps(meta), **arrays)
     paths = [folder / "run_pynn.py", folder / "network.npz"]

@@ -15,6 +15,9 @@ population's output back on the model's own steps ``(N, T, n)``.
 
 On SpiNNaker, each sample is a separate ``setup() ... end()`` (a fresh start from rest); for many samples,
 run them in batches. sPyNNaker needs ``~/.spynnaker.cfg`` naming your board (or ``virtual_board = True``).
+NEST reproduces spikelab spike for spike. SpiNNaker computes in fixed point (16-bit weights, s16.15 membranes;
+``spikelab export spinnaker --fixed-point`` predicts the effect), and there a population's bias runs from the
+start instead of from its own first step (sPyNNaker cannot change parameters between runs without a board).
 """
 import argparse
 import json
@@ -28,7 +31,7 @@ def load_network(folder: Path):
     return json.loads(str(data["meta"])), data
 
 
-def build(sim, meta, data, spikes):
+def build(sim, meta, data, spikes, spinnaker=False):
     dt, offset = meta["dt"], meta["input_offset"]
     times = [[] for _ in range(spikes.shape[1])]
     for step, neuron in zip(*np.nonzero(spikes)):
@@ -36,10 +39,14 @@ def build(sim, meta, data, spikes):
     populations = {meta["input"]: sim.Population(spikes.shape[1], sim.SpikeSourceArray(spike_times=times),
                                                  label=meta["input"])}
     for pop in meta["populations"]:
-        params = {key: data[f"{pop['name']}.{key}"] for key in meta["cell_parameters"]}
-        params["i_offset"] = np.zeros(pop["size"])          # switched on when the population's step 0 begins
+        params = {key: data[f"{pop['name']}.{key}"] for key in meta["cell_parameters"] + ["i_offset"]}
+        if not spinnaker:   # the bias is switched on when the population's step 0 begins (see run_sample)
+            params["i_offset"] = np.zeros(pop["size"])
         params = {key: float(value[0]) if np.all(value == value[0]) else value for key, value in params.items()}
-        cells = sim.Population(pop["size"], sim.IF_curr_delta(**params), label=pop["name"])
+        extra = {}
+        if spinnaker and pop["name"] in meta["max_expected_summed_weight"]:   # sPyNNaker's weight grid
+            extra["additional_parameters"] = {"max_expected_summed_weight": meta["max_expected_summed_weight"][pop["name"]]}
+        cells = sim.Population(pop["size"], sim.IF_curr_delta(**params), label=pop["name"], **extra)
         cells.initialize(v=0.0)
         cells.record("v" if pop["kind"] == "readout" else "spikes")
         populations[pop["name"]] = cells
@@ -51,23 +58,28 @@ def build(sim, meta, data, spikes):
     return populations
 
 
-def run_sample(sim, meta, data, spikes, setup_options):
+def run_sample(sim, meta, data, spikes, setup_options, spinnaker=False):
     dt, offset, steps = meta["dt"], meta["input_offset"], spikes.shape[0]
-    sim.setup(timestep=dt, min_delay=dt, max_delay=meta["max_delay_ms"], **setup_options)
-    populations = build(sim, meta, data, spikes)
-    for latency in sorted({pop["latency"] for pop in meta["populations"] if pop["bias"]}):
-        sim.run_until(latency * dt)
-        for pop in meta["populations"]:
-            if pop["latency"] == latency and pop["bias"]:
-                populations[pop["name"]].set(i_offset=data[f"{pop['name']}.i_offset"])
+    sim.setup(timestep=dt, min_delay=dt, **setup_options)
+    populations = build(sim, meta, data, spikes, spinnaker)
+    if not spinnaker:
+        # Exact on NEST: population p's bias starts with its own step 0, p.latency steps in. sPyNNaker cannot change
+        # parameters between runs without reading them back from a board, so there the bias runs from the start:
+        # a biased population integrates it for `latency` steps before its first input arrives.
+        for latency in sorted({pop["latency"] for pop in meta["populations"] if pop["bias"]}):
+            sim.run_until(latency * dt)
+            for pop in meta["populations"]:
+                if pop["latency"] == latency and pop["bias"]:
+                    populations[pop["name"]].set(i_offset=data[f"{pop['name']}.i_offset"])
     sim.run_until((steps + offset + max(pop["latency"] for pop in meta["populations"])) * dt)
     outputs = {}
     for pop in meta["populations"]:
         segment = populations[pop["name"]].get_data().segments[-1]
         shift = pop["latency"] + offset
         out = np.zeros((steps, pop["size"]))
-        if pop["kind"] == "readout":
-            signal = segment.filter(name="v")[0]
+        signals = segment.filter(name="v")
+        if pop["kind"] == "readout" and signals:       # a virtual board maps the network but returns no data
+            signal = signals[0]
             at = np.rint(np.asarray(signal.times.rescale("ms")) / dt).astype(int) - shift
             keep = (at >= 0) & (at < steps)
             out[at[keep]] = np.asarray(signal.magnitude)[keep]
@@ -105,8 +117,10 @@ def main(argv=None):
         cells.IF_curr_delta.variable_map = {"v": "V_m"}
         cells.IF_curr_delta.scale_factors = {"v": 1}
         setup_options["spike_precision"] = "on_grid"          # grid-based iaf_psc_delta, as the model steps
+        setup_options["max_delay"] = meta["max_delay_ms"]
     inputs = np.load(args.inputs)["spikes"]
-    results = [run_sample(sim, meta, data, sample, setup_options) for sample in inputs]
+    on_spinnaker = args.simulator == "spiNNaker"
+    results = [run_sample(sim, meta, data, sample, setup_options, on_spinnaker) for sample in inputs]
     output = meta["populations"][-1]["name"]
     predicted = [predict(meta["decode"], result[output]) for result in results]
     arrays = {name: np.stack([r[name] for r in results]) for name in results[0]}

@@ -195,7 +195,7 @@ def _run_config(args) -> dict:
         model_options.update(max_delay=args.max_delay,
                              delays="fixed" if args.fixed_delays else "none" if args.no_delays else "learned")
     return {
-        "dataset": args.dataset, "data_dir": str(args.data_dir), "binning": _binning(args),
+        "dataset": args.dataset, "data_dir": str(Path(args.data_dir).resolve()), "binning": _binning(args),
         "skip_bad": args.skip_bad, "val_fraction": args.val_fraction, "position_lr": args.position_lr,
         "model": args.model, "model_options": model_options,
         "trainer": dict(loss=args.loss, mode=args.mode, sltt_k=args.sltt_k if args.mode == "sltt-k" else None,
@@ -326,6 +326,8 @@ def list_models(args) -> int:
 def bench(args) -> int:
     from spikelab.bench import format_lif_table, format_memory_table, run_lif_benchmark, run_memory_benchmark
 
+    if args.target == "delays":
+        return bench_delays(args)
     speed = run_lif_benchmark(rounds=args.rounds, threads=args.threads, reset=args.reset)
     memory = run_memory_benchmark(threads=args.threads)
     if args.json:
@@ -345,6 +347,63 @@ def make_data(args) -> int:
     print(f"wrote {', '.join(map(str, paths))}: {args.classes} classes that differ only in the timing between "
           f"two channel groups; train on it with --dataset shd --data-dir {args.folder}")
     return 0
+
+
+def bench_delays(args) -> int:
+    from spikelab.bench import format_delays_table, run_delays_benchmark
+
+    result = run_delays_benchmark(rounds=args.rounds, threads=args.threads)
+    print(json.dumps(result, indent=2) if args.json else format_delays_table(result))
+    return 0
+
+
+def inspect_run(args) -> int:
+    from spikelab.delays import delay_summary
+    from spikelab.plots import plot_delay_histogram
+    from spikelab.training import load
+
+    model = load(args.run_dir)
+    info = model.run_info
+    dt = ((info.get("config") or {}).get("run") or {}).get("binning", {}).get("dt")
+    layers = delay_summary(model, dt=dt)
+    if not layers:
+        raise ConfigError(f"{args.run_dir}: its {info.get('model_name') or 'custom'} model has no synaptic delays (no "
+                          "DelayedLinear layer with max_delay > 0; a --no-delays run, say), so there is nothing to "
+                          "inspect. Delays are learned by `spikelab train --model shd-delays`")
+    unit = f" (dt {dt:g} ms)" if dt else " (no dt in the run's configuration: steps only)"
+    print(f"{info['checkpoint']} (epoch {info['epoch']}): {len(layers)} delay layer(s){unit}, delays rounded to "
+          "whole steps as evaluation uses them")
+    ms = (lambda steps: f" = {steps * dt:g} ms") if dt else (lambda steps: "")
+    for row in layers:
+        kind = "learned" if row["learned"] else "fixed (not learned)"
+        print(f"layer {row['name']}: DelayedLinear {row['in_features']} -> {row['out_features']}, "
+              f"{row['synapses']} synapses, {kind} delays 0-{row['max_delay']} steps{ms(row['max_delay'])}")
+        print(f"  mean {row['mean']:.2f} steps{ms(round(row['mean'], 2))}, median {row['median']:g} steps"
+              f"{ms(row['median'])}; at 0: {row['share_zero']:.1%}, "
+              f"at max ({row['max_delay']}): {row['share_max']:.1%}")
+        counts = row["counts"]
+        print("  " + _sparkline(counts) + f"  (0 .. {row['max_delay']} steps)")
+        per_line = 10
+        for start in range(0, len(counts), per_line):
+            chunk = " ".join(f"{d}:{counts[d]}" for d in range(start, min(start + per_line, len(counts))))
+            print(("  counts " if start == 0 else "         ") + chunk)
+    out = Path(args.out) if args.out else _run_dir_of(args.run_dir) / "delays.png"
+    plot_delay_histogram({f"layer {row['name']}": row["delays"] for row in layers}, out,
+                         max_delay={f"layer {row['name']}": row["max_delay"] for row in layers}, dt=dt,
+                         title=f"{info.get('model_name') or 'model'}, epoch {info['epoch']}: integer delays per layer")
+    print(f"histograms: {out}")
+    return 0
+
+
+def _run_dir_of(path) -> Path:
+    path = Path(path)
+    return path if path.is_dir() else path.parent
+
+
+def _sparkline(counts) -> str:
+    """One character per bin, its height proportional to the count (empty bins are a space)."""
+    bars, top = " ▁▂▃▄▅▆▇█", max(max(counts), 1)
+    return "".join(bars[0] if c == 0 else bars[max(1, round(8 * c / top))] for c in counts)
 
 
 def _export_nest(args) -> int:
@@ -371,8 +430,156 @@ def _export_nest(args) -> int:
     return 0
 
 
+def _export_spinnaker(args) -> int:
+    from spikelab.backends import spinnaker
+    from spikelab.export import load_run, load_test_spikes
+
+    run = load_run(args.run_dir)
+    network = run.network()
+    summed = run.config.get("spinnaker", {}).get("max_expected_summed_weight")   # a run fine-tuned on its grid
+    if args.summed_weight == "worst":
+        summed = None
+    elif args.summed_weight == "observed":   # the grid the training data needs, finer than the worst case
+        x_train, _ = load_test_spikes(run, args.data_dir, args.limit, train=True)
+        summed = spinnaker.observed_summed_weights(network, x_train.flatten(2).numpy())
+    report = spinnaker.check(network, neurons_per_core=args.neurons_per_core, max_expected_summed_weight=summed)
+    result = {"check": report.to_dict()}
+    if not args.json:
+        print(report.format())
+    if args.finetune:
+        result["finetuned"] = _finetune_on_grid(run, network, report, args)
+    if args.fixed_point:
+        result["fixed_point"] = _fixed_point_accuracy(run, network, report, args)
+    if args.virtual_board:
+        started = time.perf_counter()
+        mapped = spinnaker.map_on_virtual_board(network, neurons_per_core=args.neurons_per_core,
+                                                max_expected_summed_weight=report.max_expected_summed_weight)
+        mapped["wall_seconds"] = time.perf_counter() - started
+        result["virtual_board"] = mapped
+        if not args.json:
+            _print_virtual_board(mapped, report)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    return 0 if report.ok else 1
+
+
+def _finetune_on_grid(run, network, report, args) -> dict:
+    """Fine-tune a copy of the run with every weight on SpiNNaker's grid; a new run folder, baked weights."""
+    from torch.utils.data import Subset
+
+    from spikelab.backends.fixed_point import weight_grids
+    from spikelab.datasets import stratified_split
+    from spikelab.spec import spec_of
+    from spikelab.training import Trainer, load, load_checkpoint, save_checkpoint
+    from spikelab.training.weight_grid import bake, put_on_grid
+
+    if args.out is None:
+        raise ConfigError("--finetune needs --out DIR: the fine-tuned run is written to a new folder")
+    out = Path(args.out)
+    if (out / "last.pt").exists():
+        raise ConfigError(f"{out} already holds a run; choose another --out")
+    grids = weight_grids(network, run.model, report.shifts)
+    model = put_on_grid(load(args.run_dir).train(), grids)
+    config = dict(run.config)
+    if args.data_dir is not None:
+        config["data_dir"] = str(Path(args.data_dir).resolve())
+    config["spinnaker"] = {"max_expected_summed_weight": report.max_expected_summed_weight,
+                           "finetuned_from": str(args.run_dir)}
+    train_full = _load_split(config, train=True)
+    seed = config["trainer"]["seed"]
+    train_idx, val_idx = stratified_split(train_full.targets, config["val_fraction"], seed)
+    trainer = Trainer(model, loss=run.loss, lr=args.finetune_lr, epochs=args.finetune, seed=seed,
+                      batch_size=config["trainer"]["batch_size"], out_dir=out, model_name=run.model.run_info["model_name"],
+                      config={"run": config}, progress=not args.no_progress)
+    print(f"\nfine-tuning on the weight grid for {args.finetune} epochs (lr {args.finetune_lr:g}) -> {out}")
+    trainer.fit(Subset(train_full, train_idx), Subset(train_full, val_idx))
+    for name in ("last.pt", "best.pt"):    # store plain weights, each exactly on its grid point
+        checkpoint = load_checkpoint(out / name)
+        model.load_state_dict(checkpoint["model_state"])
+        bake(model)
+        checkpoint.update(model_state=model.state_dict(), model_spec=spec_of(model))
+        save_checkpoint(out / name, checkpoint)
+        put_on_grid(model, grids)
+    best = max(trainer.history, key=lambda row: row["val_accuracy"])
+    print(f"best validation accuracy on the grid {best['val_accuracy']:.4f} (epoch {best['epoch']}); "
+          f"check it with: spikelab export spinnaker {out} --fixed-point")
+    return {"out": str(out), "history": trainer.history}
+
+
+def _fixed_point_accuracy(run, network, report, args) -> dict:
+    from spikelab.backends.fixed_point import evaluate_fixed_point
+    from spikelab.export import load_test_spikes, predictions
+
+    x, y = load_test_spikes(run, args.data_dir, args.limit)
+    result = evaluate_fixed_point(network, x.flatten(2).numpy(), y.numpy(), shifts=report.shifts,
+                                  predict=lambda output: predictions(run, output))
+    if not args.json:
+        lif_spikes = {name: m for name, m in result["mismatch"].items() if "rate" in m}
+        print(f"\naccuracy on {result['samples']} test samples: float64 {result['float_accuracy']:.4f}, 16-bit "
+              f"weights {result['quantized_weights_accuracy']:.4f}, SpiNNaker fixed point (s16.15) "
+              f"{result['fixed_accuracy']:.4f}; same class as float64 on {result['agreement']:.2%}")
+        print("spikes that differ from float64: " + ", ".join(
+            f"{name} {m['mismatched']} of {m['reference_spikes']} ({m['rate']:.1%})" for name, m in lif_spikes.items()))
+    return result
+
+
+def _print_virtual_board(mapped: dict, report) -> None:
+    print(f"\nvirtual SpiNN-5 board (sPyNNaker, {mapped['machine']['chips']} chips): mapped in "
+          f"{mapped['wall_seconds']:.1f} s; {mapped['cores']} cores used (the check predicted "
+          f"{report.predicted_cores}), plus {mapped['system_cores']} of sPyNNaker's own")
+    for name, cores in mapped["cores_by_population"].items():
+        shifts = mapped["ring_buffer_shifts"].get(name)
+        print(f"  {name:10s} {cores:3d} cores" + (f", ring-buffer shifts exc/inh {shifts[0]}/{shifts[1]}" if shifts else ""))
+    for source, cores in mapped["delay_extension_cores"].items():
+        print(f"  delay extension of {source}: {cores} cores")
+    print("placements (x, y, core: vertex): " + "; ".join(
+        f"{x},{y},{p}: {label}" for label, x, y, p, _ in mapped["placements"] if not label.startswith("SYSTEM:")))
+
+
+def _export_nir(args) -> int:
+    from spikelab.backends.nir import write_nir
+    from spikelab.export import load_run
+
+    run = load_run(args.run_dir)
+    graph = write_nir(run.model, args.out, run.dt, beta_convention=args.beta_convention,
+                      input_shape=run.input_shape)
+    print(f"wrote {args.out}: {len(graph.nodes)} NIR nodes, dt {run.dt:g} ms, tau from beta by the "
+          f"{args.beta_convention} convention (reset mode and dt are in the graph's metadata)")
+    return 0
+
+
+def _import_nir(args) -> int:
+    from spikelab.backends.nir import from_nir, read_nir, time_step
+    from spikelab.datasets import DATASET_DEFAULTS
+    from spikelab.spec import spec_of
+    from spikelab.training import save_checkpoint
+
+    out = Path(args.out)
+    if (out / "best.pt").exists():
+        raise ConfigError(f"{out} already holds a run; choose another folder")
+    graph = read_nir(args.file)
+    model = from_nir(graph, dt=args.graph_dt, reset=args.reset, beta_convention=args.beta_convention)
+    # beta per step came from the producer's own dt; the run's dt is the bin width the model is fed with
+    dt = args.dt or (DATASET_DEFAULTS[args.dataset]["dt"] if args.dataset else time_step(graph, args.graph_dt))
+    run = {"binning": {"dt": dt, "binarize": True}, "imported_from": str(args.file)}
+    inputs = [node for node in graph.nodes.values() if type(node).__name__ == "Input"]
+    if inputs:
+        run["input_shape"] = [int(n) for n in inputs[0].input_type["input"]]
+    if args.dataset is not None:   # lets `spikelab eval` and `spikelab export nest` read its test split
+        run.update(dataset=args.dataset, data_dir=args.data_dir or "data", skip_bad=False, trainer={"loss": args.loss},
+                   binning={**DATASET_DEFAULTS[args.dataset], "dt": dt, "binarize": True})
+    checkpoint = {"epoch": 0, "model_name": "nir", "model_spec": spec_of(model), "model_state": model.state_dict(),
+                  "config": {"run": run}, "metrics": []}
+    for name in ("best.pt", "last.pt"):
+        save_checkpoint(out / name, checkpoint)
+    print(f"imported {args.file} as a spikelab model (dt {dt:g} ms) into {out}:")
+    print(model)
+    return 0
+
+
 def _export_pynn_script(args) -> int:
     from spikelab.backends.pynn import write_script
+    from spikelab.backends.spinnaker import check
     from spikelab.export import load_run, load_test_spikes
 
     run = load_run(args.run_dir)
@@ -380,10 +587,14 @@ def _export_pynn_script(args) -> int:
     if args.samples:
         x, _ = load_test_spikes(run, args.data_dir, args.samples)
         inputs = x.flatten(2).transpose(0, 1).numpy()
-    paths = write_script(run.network(), args.out, decode=run.loss, inputs=inputs)
+    network = run.network()
+    summed = run.config.get("spinnaker", {}).get("max_expected_summed_weight")   # the grid it was fine-tuned on
+    if summed is None:
+        summed = check(network).max_expected_summed_weight
+    paths = write_script(network, args.out, decode=run.loss, inputs=inputs, max_expected_summed_weight=summed)
     print("wrote " + ", ".join(str(p) for p in paths))
     print(f"run it on SpiNNaker: python {paths[0]} --simulator spiNNaker"
-          + ("" if inputs is not None else " --inputs YOUR_SPIKES.npz") + f"  (or --simulator nest)")
+          + ("" if inputs is not None else " --inputs YOUR_SPIKES.npz") + "  (or --simulator nest)")
     return 0
 
 
@@ -401,6 +612,43 @@ def _add_export_parser(commands) -> None:
     nest.add_argument("--no-progress", action="store_true", help="no progress bar")
     nest.set_defaults(run=_export_nest)
 
+    spinnaker = targets.add_parser(
+        "spinnaker", help="what the network needs on SpiNNaker: cores, weight grid, delays, violated limits",
+        description="Check a trained run against SpiNNaker's limits (no board needed); optionally map it on a "
+                    "virtual SpiNN-5 board with sPyNNaker and measure accuracy under SpiNNaker's fixed-point arithmetic. "
+                    "Exit status 1 when a limit is violated.")
+    spinnaker.add_argument("run_dir", metavar="RUN_DIR", help="a run folder (its best.pt) or a checkpoint file")
+    spinnaker.add_argument("--check", action="store_true", help="the constraint report (always printed; the default)")
+    spinnaker.add_argument("--virtual-board", action="store_true",
+                           help="also map it with sPyNNaker on a virtual SpiNN-5 board: placements and cores used")
+    spinnaker.add_argument("--fixed-point", action="store_true",
+                           help="also run the test split in SpiNNaker's arithmetic (16-bit weights, s16.15 state) "
+                                "and report its accuracy next to float64")
+    spinnaker.add_argument("--neurons-per-core", type=int, default=256, help="neurons per core, at most 256 (default 256)")
+    spinnaker.add_argument("--summed-weight", choices=("worst", "observed"), default=None,
+                           help="ring-buffer range: worst case (never saturates) or the largest input per step seen "
+                                "on the training data (finer weight grid); default: the grid a fine-tuned run was "
+                                "tuned on, else worst")
+    spinnaker.add_argument("--finetune", type=int, default=0, metavar="EPOCHS",
+                           help="fine-tune a copy with every weight on SpiNNaker's grid (quantisation-aware), into --out")
+    spinnaker.add_argument("--finetune-lr", type=float, default=1e-4, help="learning rate of --finetune (default 1e-4)")
+    spinnaker.add_argument("--out", default=None, help="run folder for --finetune")
+    spinnaker.add_argument("--no-progress", action="store_true", help="no progress bar while fine-tuning")
+    spinnaker.add_argument("--limit", type=int, default=None,
+                           help="samples used for --fixed-point and --summed-weight observed (default: all)")
+    _add_export_data_options(spinnaker)
+    spinnaker.add_argument("--json", action="store_true", help="print the result as JSON")
+    spinnaker.set_defaults(run=_export_spinnaker)
+
+    nir_export = targets.add_parser("nir", help="a NIR graph any NIR reader can load (snnTorch, Norse, Lava, SpiNNaker2...)",
+                                    description="Write the trained network as a NIR file (HDF5).")
+    nir_export.add_argument("run_dir", metavar="RUN_DIR", help="a run folder (its best.pt) or a checkpoint file")
+    nir_export.add_argument("out", help="the .nir file to write")
+    nir_export.add_argument("--beta-convention", choices=("exact", "euler"), default="exact",
+                            help="tau from beta: exact, beta = exp(-dt/tau) (NEST, SpiNNaker2 EXACT; default), or euler, "
+                                 "beta = 1 - dt/tau (snnTorch's reader)")
+    nir_export.set_defaults(run=_export_nir)
+
     script = targets.add_parser("pynn-script", help="a standalone PyNN script and weights file (for SpiNNaker)",
                                 description="Write run_pynn.py + network.npz (+ inputs.npz): needs only PyNN and numpy.")
     script.add_argument("run_dir", metavar="RUN_DIR", help="a run folder (its best.pt) or a checkpoint file")
@@ -409,6 +657,33 @@ def _add_export_parser(commands) -> None:
     script.add_argument("--samples", type=int, default=10,
                         help="test samples to write as inputs.npz (default 10; 0: none)")
     script.set_defaults(run=_export_pynn_script)
+
+
+def _add_import_parser(commands) -> None:
+    importing = commands.add_parser("import", help="a network from another framework as a spikelab run",
+                                    description="Read a NIR graph (e.g. from snnTorch's export_to_nir) into a run "
+                                                "folder that spikelab can evaluate and export.", epilog=EPILOG)
+    formats = importing.add_subparsers(dest="format", required=True, metavar="FORMAT")
+    nir_import = formats.add_parser("nir", help="a NIR file (a chain of Affine/Conv/Flatten/AvgPool/LIF/LI nodes)",
+                                    description="Import a NIR file into a run folder (best.pt).")
+    nir_import.add_argument("file", help="the .nir file")
+    nir_import.add_argument("out", help="run folder to write")
+    nir_import.add_argument("--graph-dt", type=float, default=None,
+                            help="the time step (ms) the producer wrote tau for (default: the file's spikelab metadata, "
+                                 "else 0.1 ms as snnTorch writes)")
+    nir_import.add_argument("--dt", type=float, default=None,
+                            help="the time step (ms) of one input bin when the model runs: what exporters use (default: "
+                                 "--dataset's bin width, else the graph's time step)")
+    nir_import.add_argument("--reset", choices=("zero", "subtract"), default=None,
+                            help="reset of the LIF layers (default: the file's metadata, else zero; NIR has no reset field)")
+    nir_import.add_argument("--beta-convention", choices=("exact", "euler"), default=None,
+                            help="beta from tau (default: the file's metadata, else euler as snnTorch writes)")
+    nir_import.add_argument("--dataset", choices=("demo", "nmnist", "shd"), default=None,
+                            help="the data it runs on, binned at its dt, so that eval and export can use the test split")
+    nir_import.add_argument("--data-dir", default=None, help="folder with that dataset's files")
+    nir_import.add_argument("--loss", choices=("mean_membrane", "per_step", "spike_count", "summed_softmax"),
+                            default="mean_membrane", help="how its output decodes to a class (default mean_membrane)")
+    nir_import.set_defaults(run=_import_nir)
 
 
 def _add_export_data_options(parser) -> None:
@@ -435,8 +710,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     benchmark = commands.add_parser("bench", help="speed and memory benchmarks against snnTorch and SpikingJelly",
                                     description="Interleaved side-by-side benchmark in one process; medians and ratios.")
-    benchmark.add_argument("target", choices=("lif",), help="lif: 700-256-256-20 LIF net, batch 32, T=100, forward+backward time; "
-                                "then BPTT vs SLTT peak memory at T=100 and 500")
+    benchmark.add_argument("target", choices=("lif", "delays"),
+                           help="lif: 700-256-256-20 LIF net, batch 32, T=100, forward+backward time; then BPTT vs "
+                                "SLTT peak memory at T=100 and 500. delays: DelayedLinear vs the DCLS package's Dcls1d "
+                                "in the SHD setting (140->256 and 256->256, 25 taps), time and peak memory")
     benchmark.add_argument("--json", action="store_true", help="print the full result as JSON")
     benchmark.add_argument("--rounds", type=int, default=30, help="timed iterations per variant (default 30)")
     benchmark.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
@@ -455,7 +732,15 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--classes", type=int, default=20, help="classes, 2 to 20; class c is a gap of c x 10 ms (default 20)")
     data.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     data.set_defaults(run=make_data)
+
+    inspect = commands.add_parser("inspect", help="the learned synaptic delays of a trained run", epilog=EPILOG,
+                                  description="Print a histogram summary of every delay layer's integer delays and "
+                                              "save one histogram per layer as a PNG.")
+    inspect.add_argument("run_dir", metavar="RUN_DIR", help="a run folder (uses its best.pt) or a checkpoint file")
+    inspect.add_argument("--out", metavar="FILE.png", help="where to save the histograms (default RUN_DIR/delays.png)")
+    inspect.set_defaults(run=inspect_run)
     _add_export_parser(commands)
+    _add_import_parser(commands)
     return parser
 
 

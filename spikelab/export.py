@@ -51,18 +51,22 @@ def load_run(run_dir) -> Run:
     return Run(model, float(binning["dt"]), loss, config, tuple(shape) if shape else None)
 
 
-def load_test_spikes(run: Run, data_dir=None, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """The run's test split as float64 spikes ``(T, N, ...)`` and labels ``(N,)`` (the first ``limit`` samples)."""
+def load_test_spikes(run: Run, data_dir=None, limit: int | None = None, train: bool = False):
+    """The run's test split (or training split) as float64 spikes ``(T, N, ...)`` and labels ``(N,)``: the first
+    ``limit`` samples, or all."""
     from spikelab.datasets import load_dataset
 
     config = dict(run.config)
     if data_dir is not None:
         config["data_dir"] = str(data_dir)
-    dataset = load_dataset(config["dataset"], config["data_dir"], train=False, skip_bad=config.get("skip_bad", False),
+    dataset = load_dataset(config["dataset"], config["data_dir"], train=train, skip_bad=config.get("skip_bad", False),
                            **config["binning"])
     count = len(dataset) if limit is None else min(limit, len(dataset))
     frames, labels = zip(*(dataset[i] for i in range(count)))
-    return torch.stack(frames, 1).double(), torch.tensor(labels)
+    x = torch.stack(frames, 1).double()
+    if run.input_shape is not None:   # e.g. an imported model that takes the frames flattened
+        x = x.reshape(*x.shape[:2], *run.input_shape)
+    return x, torch.tensor(labels)
 
 
 def spikelab_outputs(run: Run, network: Network, x: torch.Tensor, batch_size: int = 128) -> dict[str, np.ndarray]:

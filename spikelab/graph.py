@@ -97,7 +97,8 @@ class Projection:
     """Synapses from population ``pre`` to population ``post``, sorted by ``(pre_index, post_index)``.
 
     ``weight`` is in the post membrane's units (a spike adds ``weight`` to the membrane), ``delay`` in whole steps
-    (``>= 0``; the post input at step ``t`` reads ``s_pre[t - delay]``).
+    (``>= 0``; the post input at step ``t`` reads ``s_pre[t - delay]``). ``layers`` are the indices of the model's
+    layers folded into it (for a recurrent projection, its RecurrentLIF).
     """
 
     pre: str
@@ -107,6 +108,7 @@ class Projection:
     weight: np.ndarray
     delay: np.ndarray
     source: str = ""
+    layers: tuple = ()
 
     @property
     def size(self) -> int:
@@ -213,6 +215,7 @@ def _describe(layers, dt: float, input_shape: tuple) -> Network:
                                   "neuron layers")
             pre = populations[-1]
             weights, bias, shape = _fold(pending, pre.shape)
+            weights.layers = tuple(i for i, _ in pending)
             is_readout = isinstance(layer, LeakyIntegrator)
             if not is_readout:
                 n_lif += 1
@@ -224,7 +227,7 @@ def _describe(layers, dt: float, input_shape: tuple) -> Network:
             weights.pre, weights.post = pre.name, name
             projections.append(weights)
             if isinstance(layer, RecurrentLIF):
-                projections.append(_recurrent(layer, name, where))
+                projections.append(_recurrent(layer, index, name, where))
                 if layer.recurrent.bias is not None:
                     post.bias = post.bias + layer.recurrent.bias.detach().double().cpu().numpy()
             populations.append(post)
@@ -246,11 +249,13 @@ def _describe(layers, dt: float, input_shape: tuple) -> Network:
     return Network(dt, populations, projections)
 
 
-def _recurrent(layer: RecurrentLIF, name: str, where: str) -> Projection:
+def _recurrent(layer: RecurrentLIF, index: int, name: str, where: str) -> Projection:
     weight = layer.recurrent.weight.detach().double().cpu().numpy()      # (post, pre)
     post, pre = np.nonzero(weight)
-    return _sorted_projection(name, name, pre, post, weight[post, pre], np.ones(len(pre), dtype=np.int64),
-                              f"{where} (recurrent)")
+    projection = _sorted_projection(name, name, pre, post, weight[post, pre], np.ones(len(pre), dtype=np.int64),
+                                    f"{where} (recurrent)")
+    projection.layers = (index,)
+    return projection
 
 
 def _sorted_projection(pre_name, post_name, pre, post, weight, delay, source) -> Projection:

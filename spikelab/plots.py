@@ -1,4 +1,4 @@
-"""Figures saved as PNG: spike rasters, membrane traces, training curves."""
+"""Figures saved as PNG: spike rasters, membrane traces, training curves, synaptic delay histograms."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -50,6 +50,36 @@ def plot_training_curve(history: list[dict], path) -> Path:
     acc_ax.set(xlabel="epoch", ylabel="accuracy", ylim=(0, 1))
     loss_ax.legend()
     acc_ax.legend()
+    return _save(fig, path)
+
+
+def plot_delay_histogram(delays: dict, path, max_delay: int | dict | None = None, dt: float | None = None,
+                         title: str = "") -> Path:
+    """Save one histogram per layer of integer synaptic delays, side by side.
+
+    Args:
+        delays: ``{layer name: delays in steps}`` (any shape, e.g. ``(out, in)``; rounded to whole steps here).
+        max_delay: the longest possible delay in steps, one for all layers or ``{layer name: steps}``; sets each
+            x axis (default: the largest delay present).
+        dt: time step in ms; given, the x axis is in ms.
+        title: figure title.
+    """
+    if not delays:
+        raise ValueError("no delays to plot")
+    fig, axes = plt.subplots(1, len(delays), figsize=(4.5 * len(delays), 3.5), squeeze=False)
+    scale = dt if dt else 1.0
+    for ax, (name, d) in zip(axes[0], delays.items()):
+        d = torch.as_tensor(d).detach().cpu().double().round().flatten().long()
+        top = max_delay.get(name) if isinstance(max_delay, dict) else max_delay
+        top = int(d.max()) if top is None else int(top)
+        counts = torch.bincount(d.clamp(0, top), minlength=top + 1)
+        ax.bar((torch.arange(top + 1) * scale).numpy(), counts.numpy(), width=0.9 * scale, color="C0")
+        ax.set_xlim(-0.6 * scale, (top + 0.6) * scale)
+        ax.set_xlabel("delay (ms)" if dt else "delay (steps)")
+        ax.set_ylabel("synapses")
+        ax.set_title(f"{name}: {d.numel()} synapses, mean {d.double().mean() * scale:.3g}{' ms' if dt else ''}")
+    if title:
+        fig.suptitle(title)
     return _save(fig, path)
 
 

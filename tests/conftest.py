@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from spikelab.cli import main
+
 REPO = Path(__file__).resolve().parents[1]
 NMNIST_SAMPLE = REPO.parent / "shared" / "data" / "nmnist-sample"
 
@@ -44,3 +46,12 @@ def nmnist_sample():
     if not (NMNIST_SAMPLE / "NMNIST" / "Test").is_dir():
         pytest.fail(f"real N-MNIST sample missing at {NMNIST_SAMPLE}; the shared/ folder must sit beside the checkout")
     return NMNIST_SAMPLE
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory):
+    """A small MLP trained on the demo set through the CLI (binary input spikes, zero reset)."""
+    run = tmp_path_factory.mktemp("export") / "demo"
+    assert main(["train", "--hidden", "64", "--epochs", "3", "--batch-size", "128", "--no-progress",
+                 "--out", str(run)]) == 0
+    return run

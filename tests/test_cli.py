@@ -25,10 +25,16 @@ def spikelab(*args, check=True, **kwargs):
 def test_every_option_is_described():
     parser = build_parser()
     commands = parser._subparsers._group_actions[0].choices
-    assert set(commands) == {"train", "eval", "models", "bench", "data"}
+    assert set(commands) == {"train", "eval", "models", "bench", "data", "inspect", "export", "import"}
+    nested = {}
     for name, command in commands.items():
+        if command._subparsers is not None:       # export TARGET, import FORMAT
+            for sub, parser in command._subparsers._group_actions[0].choices.items():
+                nested[f"{name} {sub}"] = parser
+    assert {"export nest", "export spinnaker", "export pynn-script", "export nir", "import nir"} <= set(nested)
+    for name, command in {**commands, **nested}.items():
         for action in command._actions:
-            if action.dest != "help":
+            if action.dest not in ("help", "target", "format"):
                 assert action.help, f"spikelab {name} {action.option_strings or action.dest} has no help text"
     train_options = {s for a in commands["train"]._actions for s in a.option_strings}
     assert {"--model", "--dataset", "--data-dir", "--dt", "--epochs", "--batch-size", "--lr", "--neuron", "--mode",

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import spikelab as sl
-from spikelab.backends.pynn import cell_parameters, connection_lists, run_nest, write_script
+from spikelab.backends.pynn import cell_parameters, connection_lists, run_nest
 from spikelab.cli import main
 from spikelab.errors import ExportError
 from spikelab.export import compare_on_nest, load_run, load_test_spikes
@@ -103,7 +103,8 @@ def test_parameter_mapping():
     lists = connection_lists(network, network.projections[0])
     assert all(w > 0 for _, _, w, _ in lists.get("excitatory", []))
     assert all(w < 0 for _, _, w, _ in lists.get("inhibitory", []))       # PyNN wants them negative
-    assert all(d == 2.0 for _, _, _, d in lists["excitatory"] + lists["inhibitory"])   # (0 + 1) steps of 2 ms
+    rows = np.concatenate([lists["excitatory"], lists["inhibitory"]])
+    np.testing.assert_array_equal(rows[:, 3], 2.0)                          # (0 + 1) steps of 2 ms
     assert sum(len(v) for v in lists.values()) == 6
 
 
@@ -111,15 +112,6 @@ def test_counts_input_is_refused():
     network = Network.from_model(random_lif_net(0, 2, 0), dt=1.0)
     with pytest.raises(ExportError, match="binary"):
         run_nest(network, np.full((5, 1, 40), 2.0))
-
-
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
-    """A small MLP trained on the demo set through the CLI (binary input spikes, zero reset)."""
-    run = tmp_path_factory.mktemp("export") / "demo"
-    assert main(["train", "--hidden", "64", "--epochs", "3", "--batch-size", "128", "--no-progress",
-                 "--out", str(run)]) == 0
-    return run
 
 
 @pytest.mark.slow
@@ -169,3 +161,20 @@ def test_export_of_a_subtract_reset_run_is_one_clear_error(tmp_path, capsys):
     assert main(["export", "nest", str(run), "--limit", "2", "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "reset='subtract'" in err and "--reset zero" in err and "Traceback" not in err
+
+
+def test_standalone_script_maps_on_spinnakers_virtual_board(demo_run, tmp_path):
+    from spikelab.backends.spinnaker import virtual_board_environment
+
+    assert main(["export", "pynn-script", str(demo_run), str(tmp_path / "script"), "--samples", "1"]) == 0
+    meta = json.loads(str(np.load(tmp_path / "script" / "network.npz")["meta"]))
+    assert set(meta["max_expected_summed_weight"]) == {"lif1", "readout"}      # sPyNNaker gets the checked grid
+    work = tmp_path / "work"
+    work.mkdir()
+    result = subprocess.run([sys.executable, str(tmp_path / "script" / "run_pynn.py"), "--simulator", "spiNNaker",
+                             "--out", str(tmp_path / "results.npz")], capture_output=True, text=True, cwd=work,
+                            env=virtual_board_environment(tmp_path / "home"), timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "Data from a virtual run will be empty" in result.stdout + result.stderr   # it mapped; nothing ran
+    assert np.load(tmp_path / "results.npz")["predicted"].shape == (1,)
+    assert (work / "reports").is_dir()

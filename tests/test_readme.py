@@ -1,7 +1,10 @@
-"""The README's library example runs as written (with one epoch instead of ten)."""
+"""The README's library and hardware examples run as written (with one epoch instead of ten)."""
 import os
 import re
 from pathlib import Path
+
+import numpy as np
+import torch
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -13,6 +16,16 @@ def test_library_example_runs(tmp_path, nmnist_sample, monkeypatch):
     assert "epochs=10" in code and '"../shared/data/nmnist-sample"' in code
     code = code.replace("epochs=10", "epochs=1").replace('"../shared/data/nmnist-sample"', repr(str(nmnist_sample)))
     monkeypatch.chdir(tmp_path)
-    exec(compile(code, str(README), "exec"), {})
+    namespace = {}
+    exec(compile(code, str(README), "exec"), namespace)
     for name in ("runs/mine/best.pt", "runs/mine/curve.png", "raster.png", "membrane.png"):
         assert (tmp_path / name).is_file() and os.path.getsize(tmp_path / name) > 0, name
+    # the hardware example continues with the same trained net and sample
+    assert len(blocks) >= 2 and "Network.from_model(net" in blocks[1]
+    exec(compile(blocks[1], str(README), "exec"), namespace)
+    on_nest, on_chip = namespace["on_nest"], namespace["on_chip"]
+    assert on_nest["lif1"].shape == on_chip["lif1"].shape == (namespace["frames"].shape[0], 1, 256)
+    net = namespace["net"].double()
+    with torch.no_grad():
+        out = net(torch.as_tensor(namespace["spikes"]).reshape(-1, 1, 2, 17, 17))
+    np.testing.assert_allclose(on_nest["readout"], out.numpy(), atol=1e-9)
