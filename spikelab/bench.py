@@ -39,6 +39,8 @@ import time
 import torch
 from torch import Tensor, nn
 
+from .training.memory import peak_allocated_bytes
+
 BETA, THRESHOLD, ALPHA, INPUT_RATE, WEIGHT_GAIN = 0.9, 1.0, 2.0, 0.05, 3.0
 GOALS = {"snntorch/spikelab": (">=", 1.5), "spikingjelly/spikelab": (">=", 1.1), "spikelab/floor": ("<=", 1.3)}
 
@@ -472,33 +474,6 @@ def _delay_check(variants: dict, x: Tensor, grad_out: Tensor, max_delay: int) ->
     return result
 
 
-def peak_bytes(fn) -> int:
-    """Peak of the bytes torch allocates on the CPU while ``fn()`` runs, counted from zero at its start, from the
-    profiler's individual allocation and free events in time order.
-
-    :func:`spikelab.training.memory.peak_allocated_bytes` sums each operator's net ("self") memory at the
-    operator's start, so memory that an operator frees inside itself after its children allocated (a Python
-    ``autograd.Function``, a composite op) is subtracted too early and the peak comes out low; this counts every
-    event where it happened. Falls back to that function where the profiler's raw events are not available.
-    """
-    from torch.profiler import ProfilerActivity, profile
-
-    from spikelab.training.memory import peak_allocated_bytes
-
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as profiler:
-        fn()
-    try:
-        events = [e for e in profiler.profiler.kineto_results.events() if e.name() == "[memory]"
-                  and e.device_type() == torch.autograd.DeviceType.CPU]
-    except AttributeError:
-        return peak_allocated_bytes(fn)
-    in_use = peak = 0
-    for event in sorted(events, key=lambda e: e.start_ns()):
-        in_use += event.nbytes()
-        peak = max(peak, in_use)
-    return peak
-
-
 def _delay_step(module, forward, training: bool, x: Tensor, grad_out: Tensor):
     """The timed step of one variant: forward + loss ``sum(y[:T] * g)`` (backward follows), or a forward under
     ``no_grad`` for the eval variants."""
@@ -537,7 +512,8 @@ def run_delays_benchmark(rounds: int = 30, warmup: int = 3, threads: int = 2, ba
     ``dcls-eval``      Dcls1d as the paper evaluates: ``version="max"``, ``SIG = 0``, rounded positions
 
     Timing as :func:`run_lif_benchmark` (one process, interleaved rounds, medians); memory is the peak of what
-    torch allocates during one forward + backward (:func:`peak_bytes`).
+    torch allocates during one forward + backward
+    (:func:`spikelab.training.memory.peak_allocated_bytes`).
     Returns a JSON-serialisable dict (nothing is printed): ``config``, ``machine``, ``versions``, ``layers`` (per
     layer: ``variants`` with median / IQR / min ms, forward and backward medians, raw times and ``peak_mib``;
     ``check``: output and gradient differences between spikelab and Dcls1d; ``ratios``), ``missing``, ``goals``.
@@ -579,7 +555,7 @@ def _run_delays(rounds, warmup, threads, batch, steps, max_delay, layers, input_
             row[name] = {**_summary(total), "forward_median_ms": statistics.median(fwd),
                          "backward_median_ms": statistics.median(bwd), "times_ms": total, "training": training}
             if memory:
-                row[name]["peak_mib"] = peak_bytes(lambda step=steps_of[name]: _run_step(step)) / 2**20
+                row[name]["peak_mib"] = peak_allocated_bytes(lambda step=steps_of[name]: _run_step(step)) / 2**20
         results.append({"in": n_in, "out": n_out, "input_grad": index > 0, "variants": row, "check": check,
                         "ratios": {key: _ratio(row, *key.split("/")) for key in
                                    ("dcls/spikelab", "dcls-paper/spikelab", "spikelab-conv/spikelab",

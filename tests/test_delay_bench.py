@@ -1,11 +1,12 @@
-"""`spikelab bench delays` runs small, prints nothing, agrees with DCLS when it is installed, and counts memory."""
+"""`spikelab bench delays` runs small, prints nothing, agrees with DCLS (the test extra installs it), counts memory."""
 import json
 
 import pytest
 import torch
 
 import spikelab.bench as bench
-from spikelab.bench import format_delays_table, peak_bytes, run_delays_benchmark
+from spikelab.bench import format_delays_table, run_delays_benchmark
+from spikelab.training.memory import peak_allocated_bytes
 from spikelab.cli import build_parser
 
 SMALL = dict(rounds=2, warmup=1, threads=1, batch=3, steps=12, max_delay=4, layers=((10, 6), (6, 5)), seed=1)
@@ -23,11 +24,10 @@ def test_small_delays_benchmark(capsys):
         for v in variants.values():
             assert len(v["times_ms"]) == 2 and v["iqr_ms"][0] <= v["median_ms"] <= v["iqr_ms"][1]
             assert v["peak_mib"] >= 0
-        if bench._version("dcls") is not None:   # the DCLS package is optional (pip install --no-deps dcls)
-            assert {"dcls", "dcls-paper", "dcls-eval"} <= set(variants)
-            for check in layer["check"].values():
-                assert check["agree"], check
-            assert layer["ratios"]["dcls/spikelab"] > 0
+        assert {"dcls", "dcls-paper", "dcls-eval"} <= set(variants)     # the test extra installs dcls
+        for check in layer["check"].values():
+            assert check["agree"], check
+        assert layer["ratios"]["dcls/spikelab"] > 0
     table = format_delays_table(result)
     assert "spikelab" in table and "check" in table and "10 -> 6" in table
 
@@ -56,10 +56,10 @@ class _Scratch(torch.autograd.Function):
         return grad
 
 
-def test_peak_bytes_sees_memory_freed_inside_an_operator():
+def test_peak_memory_sees_memory_freed_inside_an_operator():
     x = torch.zeros(4, requires_grad=True)
-    assert peak_bytes(lambda: _Scratch.apply(x).sum().backward()) >= 8 * 2**20
-    assert peak_bytes(lambda: torch.empty(2**20)) >= 4 * 2**20
+    assert peak_allocated_bytes(lambda: _Scratch.apply(x).sum().backward()) >= 8 * 2**20
+    assert peak_allocated_bytes(lambda: torch.empty(2**20)) >= 4 * 2**20
 
 
 def test_cli_accepts_bench_delays():

@@ -45,6 +45,7 @@ def test_sltt_memory_stays_flat_while_bptt_grows():
     result = run_memory_benchmark(steps=(20, 80), batch=8, sizes=(60, 48, 48, 5), threads=1)
     short, long = result["rows"]
     assert long["bptt_mib"] > 3 * short["bptt_mib"]          # BPTT keeps every step's activations
-    assert long["sltt_mib"] < 1.5 * short["sltt_mib"]        # SLTT frees each step's graph after its backward
+    # SLTT frees each step's graph after its backward: only the per-step outputs it keeps grow with T
+    assert long["sltt_mib"] - short["sltt_mib"] < 0.1 * (long["bptt_mib"] - short["bptt_mib"])
     assert long["sltt/bptt"] < short["sltt/bptt"] < 1.0
     assert "SLTT/BPTT" in format_memory_table(result)

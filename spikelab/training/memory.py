@@ -9,15 +9,21 @@ def peak_allocated_bytes(fn) -> int:
     """Peak of the bytes torch allocates on the CPU while ``fn()`` runs, counted from zero at its start.
 
     Tensors that existed before (weights, the input batch) are not counted; what ``fn`` allocates and
-    frees (activations saved for backward, gradients, temporaries) is, in the order it happened.
+    frees (activations saved for backward, gradients, temporaries) is, in the order it happened: every
+    allocation and free event of the profiler, at its own time (an operator's net memory at its start would
+    miss what a Python ``autograd.Function`` allocates and frees inside itself).
     Memory that does not go through torch's allocator (NumPy arrays, say) is invisible to it.
     """
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as profiler:
         fn()
-    events = sorted(profiler.events(), key=lambda event: event.time_range.start)
+    try:
+        events = [(e.start_ns(), e.nbytes()) for e in profiler.profiler.kineto_results.events()
+                  if e.name() == "[memory]" and e.device_type() == torch.autograd.DeviceType.CPU]
+    except AttributeError:   # a torch without the raw events: each operator's net memory at its start
+        events = [(e.time_range.start, e.self_cpu_memory_usage) for e in profiler.events()]
     in_use = peak = 0
-    for event in events:
-        in_use += event.self_cpu_memory_usage
+    for _, nbytes in sorted(events, key=lambda event: event[0]):
+        in_use += nbytes
         peak = max(peak, in_use)
     return peak
 

@@ -1,0 +1,299 @@
+"""``spikelab export`` and ``import``: trained runs on NEST, SpiNNaker and NIR, and NIR graphs as runs."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from ..errors import ConfigError
+from .common import EPILOG, add_run_dir_argument
+from .training import load_split
+
+
+def add_commands(commands) -> None:
+    _add_export_parser(commands)
+    _add_import_parser(commands)
+
+
+def _export_nest(args) -> int:
+    from tqdm import tqdm
+
+    from spikelab.export import compare_on_nest, load_run, load_test_spikes
+
+    run = load_run(args.run_dir)
+    x, y = load_test_spikes(run, args.data_dir, args.limit)
+    print(f"{args.run_dir}: {x.shape[1]} test samples of {run.config['dataset']}, T = {x.shape[0]} steps of "
+          f"{run.dt:g} ms, on PyNN + NEST (float64, on-grid spikes)")
+    with tqdm(total=x.shape[1], desc="NEST", unit="sample", disable=args.no_progress) as bar:
+        result = compare_on_nest(run, x, y, progress=bar.update)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"accuracy: spikelab {result['accuracy_spikelab']:.4f}, NEST {result['accuracy_nest']:.4f}; same "
+          f"prediction on {result['same_predictions']:.2%} of samples ({result['nest_seconds']:.1f} s on NEST)")
+    for name, counts in result["populations"].items():
+        if "spikes" in counts:
+            print(f"  {name}: {counts['spikes']} spikes in spikelab, {counts['mismatches']} differ on NEST")
+        else:
+            print(f"  {name}: membranes differ by at most {counts['max_membrane_difference']:.3g}")
+    return 0
+
+
+def _export_spinnaker(args) -> int:
+    from spikelab.backends import spinnaker
+    from spikelab.export import load_run, load_test_spikes
+
+    run = load_run(args.run_dir)
+    network = run.network()
+    summed = run.config.get("spinnaker", {}).get("max_expected_summed_weight")   # a run fine-tuned on its grid
+    if args.summed_weight == "worst":
+        summed = None
+    elif args.summed_weight == "observed":   # the grid the training data needs, finer than the worst case
+        x_train, _ = load_test_spikes(run, args.data_dir, args.limit, train=True)
+        summed = spinnaker.observed_summed_weights(network, x_train.flatten(2).numpy())
+    report = spinnaker.check(network, neurons_per_core=args.neurons_per_core, max_expected_summed_weight=summed)
+    result = {"check": report.to_dict()}
+    if not args.json:
+        print(report.format())
+    if args.finetune:
+        result["finetuned"] = _finetune_on_grid(run, network, report, args)
+    if args.fixed_point:
+        result["fixed_point"] = _fixed_point_accuracy(run, network, report, args)
+    if args.virtual_board:
+        started = time.perf_counter()
+        mapped = spinnaker.map_on_virtual_board(network, neurons_per_core=args.neurons_per_core,
+                                                max_expected_summed_weight=report.max_expected_summed_weight)
+        mapped["wall_seconds"] = time.perf_counter() - started
+        result["virtual_board"] = mapped
+        if not args.json:
+            _print_virtual_board(mapped, report)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    return 0 if report.ok else 1
+
+
+def _finetune_on_grid(run, network, report, args) -> dict:
+    """Fine-tune a copy of the run with every weight on SpiNNaker's grid; a new run folder, baked weights."""
+    from torch.utils.data import Subset
+
+    from spikelab.backends.fixed_point import weight_grids
+    from spikelab.datasets import stratified_split
+    from spikelab.spec import spec_of
+    from spikelab.training import Trainer, load, load_checkpoint, save_checkpoint
+    from spikelab.training.weight_grid import bake, put_on_grid
+
+    if args.out is None:
+        raise ConfigError("--finetune needs --out DIR: the fine-tuned run is written to a new folder")
+    out = Path(args.out)
+    if (out / "last.pt").exists():
+        raise ConfigError(f"{out} already holds a run; choose another --out")
+    grids = weight_grids(network, run.model, report.shifts)
+    model = put_on_grid(load(args.run_dir).train(), grids)
+    config = dict(run.config)
+    if args.data_dir is not None:
+        config["data_dir"] = str(Path(args.data_dir).resolve())
+    config["spinnaker"] = {"max_expected_summed_weight": report.max_expected_summed_weight,
+                           "finetuned_from": str(args.run_dir)}
+    train_full = load_split(config, train=True)
+    seed = config["trainer"]["seed"]
+    train_idx, val_idx = stratified_split(train_full.targets, config["val_fraction"], seed)
+    trainer = Trainer(model, loss=run.loss, lr=args.finetune_lr, epochs=args.finetune, seed=seed,
+                      batch_size=config["trainer"]["batch_size"], out_dir=out, model_name=run.model.run_info["model_name"],
+                      config={"run": config}, progress=not args.no_progress)
+    print(f"\nfine-tuning on the weight grid for {args.finetune} epochs (lr {args.finetune_lr:g}) -> {out}")
+    trainer.fit(Subset(train_full, train_idx), Subset(train_full, val_idx))
+    for name in ("last.pt", "best.pt"):    # store plain weights, each exactly on its grid point
+        checkpoint = load_checkpoint(out / name)
+        model.load_state_dict(checkpoint["model_state"])
+        bake(model)
+        checkpoint.update(model_state=model.state_dict(), model_spec=spec_of(model))
+        save_checkpoint(out / name, checkpoint)
+        put_on_grid(model, grids)
+    best = max(trainer.history, key=lambda row: row["val_accuracy"])
+    print(f"best validation accuracy on the grid {best['val_accuracy']:.4f} (epoch {best['epoch']}); "
+          f"check it with: spikelab export spinnaker {out} --fixed-point")
+    return {"out": str(out), "history": trainer.history}
+
+
+def _fixed_point_accuracy(run, network, report, args) -> dict:
+    from spikelab.backends.fixed_point import evaluate_fixed_point
+    from spikelab.export import load_test_spikes, predictions
+
+    x, y = load_test_spikes(run, args.data_dir, args.limit)
+    result = evaluate_fixed_point(network, x.flatten(2).numpy(), y.numpy(), shifts=report.shifts,
+                                  predict=lambda output: predictions(run, output))
+    if not args.json:
+        lif_spikes = {name: m for name, m in result["mismatch"].items() if "rate" in m}
+        print(f"\naccuracy on {result['samples']} test samples: float64 {result['float_accuracy']:.4f}, 16-bit "
+              f"weights {result['quantized_weights_accuracy']:.4f}, SpiNNaker fixed point (s16.15) "
+              f"{result['fixed_accuracy']:.4f}; same class as float64 on {result['agreement']:.2%}")
+        print("spikes that differ from float64: " + ", ".join(
+            f"{name} {m['mismatched']} of {m['reference_spikes']} ({m['rate']:.1%})" for name, m in lif_spikes.items()))
+    return result
+
+
+def _print_virtual_board(mapped: dict, report) -> None:
+    print(f"\nvirtual SpiNN-5 board (sPyNNaker, {mapped['machine']['chips']} chips): mapped in "
+          f"{mapped['wall_seconds']:.1f} s; {mapped['cores']} cores used (the check predicted "
+          f"{report.predicted_cores}), plus {mapped['system_cores']} of sPyNNaker's own")
+    for name, cores in mapped["cores_by_population"].items():
+        shifts = mapped["ring_buffer_shifts"].get(name)
+        print(f"  {name:10s} {cores:3d} cores" + (f", ring-buffer shifts exc/inh {shifts[0]}/{shifts[1]}" if shifts else ""))
+    for source, cores in mapped["delay_extension_cores"].items():
+        print(f"  delay extension of {source}: {cores} cores")
+    print("placements (x, y, core: vertex): " + "; ".join(
+        f"{x},{y},{p}: {label}" for label, x, y, p, _ in mapped["placements"] if not label.startswith("SYSTEM:")))
+
+
+def _export_nir(args) -> int:
+    from spikelab.backends.nir import write_nir
+    from spikelab.export import load_run
+
+    run = load_run(args.run_dir)
+    graph = write_nir(run.model, args.out, run.dt, beta_convention=args.beta_convention,
+                      input_shape=run.input_shape)
+    print(f"wrote {args.out}: {len(graph.nodes)} NIR nodes, dt {run.dt:g} ms, tau from beta by the "
+          f"{args.beta_convention} convention (reset mode and dt are in the graph's metadata)")
+    return 0
+
+
+def _import_nir(args) -> int:
+    from spikelab.backends.nir import from_nir, read_nir, time_step
+    from spikelab.datasets import DATASET_DEFAULTS
+    from spikelab.spec import spec_of
+    from spikelab.training import save_checkpoint
+
+    out = Path(args.out)
+    if (out / "best.pt").exists():
+        raise ConfigError(f"{out} already holds a run; choose another folder")
+    graph = read_nir(args.file)
+    model = from_nir(graph, dt=args.graph_dt, reset=args.reset, beta_convention=args.beta_convention)
+    # beta per step came from the producer's own dt; the run's dt is the bin width the model is fed with
+    dt = args.dt or (DATASET_DEFAULTS[args.dataset]["dt"] if args.dataset else time_step(graph, args.graph_dt))
+    run = {"binning": {"dt": dt, "binarize": True}, "imported_from": str(args.file)}
+    inputs = [node for node in graph.nodes.values() if type(node).__name__ == "Input"]
+    if inputs:
+        run["input_shape"] = [int(n) for n in inputs[0].input_type["input"]]
+    if args.dataset is not None:   # lets `spikelab eval` and `spikelab export nest` read its test split
+        run.update(dataset=args.dataset, data_dir=args.data_dir or "data", skip_bad=False, trainer={"loss": args.loss},
+                   binning={**DATASET_DEFAULTS[args.dataset], "dt": dt, "binarize": True})
+    checkpoint = {"epoch": 0, "model_name": "nir", "model_spec": spec_of(model), "model_state": model.state_dict(),
+                  "config": {"run": run}, "metrics": []}
+    for name in ("best.pt", "last.pt"):
+        save_checkpoint(out / name, checkpoint)
+    print(f"imported {args.file} as a spikelab model (dt {dt:g} ms) into {out}:")
+    print(model)
+    return 0
+
+
+def _export_pynn_script(args) -> int:
+    from spikelab.backends.pynn import write_script
+    from spikelab.backends.spinnaker import check
+    from spikelab.export import load_run, load_test_spikes
+
+    run = load_run(args.run_dir)
+    inputs = None
+    if args.samples:
+        x, _ = load_test_spikes(run, args.data_dir, args.samples)
+        inputs = x.flatten(2).transpose(0, 1).numpy()
+    network = run.network()
+    summed = run.config.get("spinnaker", {}).get("max_expected_summed_weight")   # the grid it was fine-tuned on
+    if summed is None:
+        summed = check(network).max_expected_summed_weight
+    paths = write_script(network, args.out, decode=run.loss, inputs=inputs, max_expected_summed_weight=summed)
+    print("wrote " + ", ".join(str(p) for p in paths))
+    print(f"run it on SpiNNaker: python {paths[0]} --simulator spiNNaker"
+          + ("" if inputs is not None else " --inputs YOUR_SPIKES.npz") + "  (or --simulator nest)")
+    return 0
+
+
+def _add_export_parser(commands) -> None:
+    export = commands.add_parser("export", help="run or describe a trained network on other simulators and hardware",
+                                 description="Export a trained run (a folder from `spikelab train`).", epilog=EPILOG)
+    targets = export.add_subparsers(dest="target", required=True, metavar="TARGET")
+
+    nest = targets.add_parser("nest", help="run the test split on PyNN + NEST and compare with spikelab, spike for spike",
+                              description="Accuracy on NEST next to spikelab's, and the count of spikes that differ.")
+    add_run_dir_argument(nest)
+    _add_export_data_options(nest)
+    nest.add_argument("--limit", type=int, default=None, help="only the first N test samples (default: all)")
+    nest.add_argument("--json", action="store_true", help="print the result as JSON")
+    nest.add_argument("--no-progress", action="store_true", help="no progress bar")
+    nest.set_defaults(run=_export_nest)
+
+    spinnaker = targets.add_parser(
+        "spinnaker", help="what the network needs on SpiNNaker: cores, weight grid, delays, violated limits",
+        description="Check a trained run against SpiNNaker's limits (no board needed); optionally map it on a "
+                    "virtual SpiNN-5 board with sPyNNaker and measure accuracy under SpiNNaker's fixed-point arithmetic. "
+                    "Exit status 1 when a limit is violated.")
+    add_run_dir_argument(spinnaker)
+    spinnaker.add_argument("--check", action="store_true", help="the constraint report (always printed; the default)")
+    spinnaker.add_argument("--virtual-board", action="store_true",
+                           help="also map it with sPyNNaker on a virtual SpiNN-5 board: placements and cores used")
+    spinnaker.add_argument("--fixed-point", action="store_true",
+                           help="also run the test split in SpiNNaker's arithmetic (16-bit weights, s16.15 state) "
+                                "and report its accuracy next to float64")
+    spinnaker.add_argument("--neurons-per-core", type=int, default=256, help="neurons per core, at most 256 (default 256)")
+    spinnaker.add_argument("--summed-weight", choices=("worst", "observed"), default=None,
+                           help="ring-buffer range: worst case (never saturates) or the largest input per step seen "
+                                "on the training data (finer weight grid); default: the grid a fine-tuned run was "
+                                "tuned on, else worst")
+    spinnaker.add_argument("--finetune", type=int, default=0, metavar="EPOCHS",
+                           help="fine-tune a copy with every weight on SpiNNaker's grid (quantisation-aware), into --out")
+    spinnaker.add_argument("--finetune-lr", type=float, default=1e-4, help="learning rate of --finetune (default 1e-4)")
+    spinnaker.add_argument("--out", default=None, help="run folder for --finetune")
+    spinnaker.add_argument("--no-progress", action="store_true", help="no progress bar while fine-tuning")
+    spinnaker.add_argument("--limit", type=int, default=None,
+                           help="samples used for --fixed-point and --summed-weight observed (default: all)")
+    _add_export_data_options(spinnaker)
+    spinnaker.add_argument("--json", action="store_true", help="print the result as JSON")
+    spinnaker.set_defaults(run=_export_spinnaker)
+
+    nir_export = targets.add_parser("nir", help="a NIR graph any NIR reader can load (snnTorch, Norse, Lava, SpiNNaker2...)",
+                                    description="Write the trained network as a NIR file (HDF5).")
+    add_run_dir_argument(nir_export)
+    nir_export.add_argument("out", help="the .nir file to write")
+    nir_export.add_argument("--beta-convention", choices=("exact", "euler"), default="exact",
+                            help="tau from beta: exact, beta = exp(-dt/tau) (NEST, SpiNNaker2 EXACT; default), or euler, "
+                                 "beta = 1 - dt/tau (snnTorch's reader)")
+    nir_export.set_defaults(run=_export_nir)
+
+    script = targets.add_parser("pynn-script", help="a standalone PyNN script and weights file (for SpiNNaker)",
+                                description="Write run_pynn.py + network.npz (+ inputs.npz): needs only PyNN and numpy.")
+    add_run_dir_argument(script)
+    script.add_argument("out", help="folder to write into")
+    _add_export_data_options(script)
+    script.add_argument("--samples", type=int, default=10,
+                        help="test samples to write as inputs.npz (default 10; 0: none)")
+    script.set_defaults(run=_export_pynn_script)
+
+
+def _add_import_parser(commands) -> None:
+    importing = commands.add_parser("import", help="a network from another framework as a spikelab run",
+                                    description="Read a NIR graph (e.g. from snnTorch's export_to_nir) into a run "
+                                                "folder that spikelab can evaluate and export.", epilog=EPILOG)
+    formats = importing.add_subparsers(dest="format", required=True, metavar="FORMAT")
+    nir_import = formats.add_parser("nir", help="a NIR file (a chain of Affine/Conv/Flatten/AvgPool/LIF/LI nodes)",
+                                    description="Import a NIR file into a run folder (best.pt).")
+    nir_import.add_argument("file", help="the .nir file")
+    nir_import.add_argument("out", help="run folder to write")
+    nir_import.add_argument("--graph-dt", type=float, default=None,
+                            help="the time step (ms) the producer wrote tau for (default: the file's spikelab metadata, "
+                                 "else 0.1 ms as snnTorch writes)")
+    nir_import.add_argument("--dt", type=float, default=None,
+                            help="the time step (ms) of one input bin when the model runs: what exporters use (default: "
+                                 "--dataset's bin width, else the graph's time step)")
+    nir_import.add_argument("--reset", choices=("zero", "subtract"), default=None,
+                            help="reset of the LIF layers (default: the file's metadata, else zero; NIR has no reset field)")
+    nir_import.add_argument("--beta-convention", choices=("exact", "euler"), default=None,
+                            help="beta from tau (default: the file's metadata, else euler as snnTorch writes)")
+    nir_import.add_argument("--dataset", choices=("demo", "nmnist", "shd"), default=None,
+                            help="the data it runs on, binned at its dt, so that eval and export can use the test split")
+    nir_import.add_argument("--data-dir", default=None, help="folder with that dataset's files")
+    nir_import.add_argument("--loss", choices=("mean_membrane", "per_step", "spike_count", "summed_softmax"),
+                            default="mean_membrane", help="how its output decodes to a class (default mean_membrane)")
+    nir_import.set_defaults(run=_import_nir)
+
+
+def _add_export_data_options(parser) -> None:
+    parser.add_argument("--data-dir", default=None, help="where the run's dataset is, if not where it was trained")

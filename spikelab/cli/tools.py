@@ -1,0 +1,102 @@
+"""``spikelab bench`` and ``inspect``: speed and memory against the peers, and what a run learned."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..errors import ConfigError
+from .common import EPILOG, add_run_dir_argument
+
+
+def add_commands(commands) -> None:
+    benchmark = commands.add_parser("bench", help="speed and memory benchmarks against snnTorch and SpikingJelly",
+                                    description="Interleaved side-by-side benchmark in one process; medians and ratios.")
+    benchmark.add_argument("target", choices=("lif", "delays"),
+                           help="lif: 700-256-256-20 LIF net, batch 32, T=100, forward+backward time; then BPTT vs "
+                                "SLTT peak memory at T=100 and 500. delays: DelayedLinear vs the DCLS package's Dcls1d "
+                                "in the SHD setting (140->256 and 256->256, 25 taps), time and peak memory")
+    benchmark.add_argument("--json", action="store_true", help="print the full result as JSON")
+    benchmark.add_argument("--rounds", type=int, default=30, help="timed iterations per variant (default 30)")
+    benchmark.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    benchmark.add_argument("--reset", choices=("zero", "subtract"), default="zero",
+                           help="reset of every variant (default zero: the same equations in all three frameworks; "
+                                "subtract leaves SpikingJelly out)")
+    benchmark.set_defaults(run=bench)
+
+    inspect = commands.add_parser("inspect", help="the learned synaptic delays of a trained run", epilog=EPILOG,
+                                  description="Print a histogram summary of every delay layer's integer delays and "
+                                              "save one histogram per layer as a PNG.")
+    add_run_dir_argument(inspect)
+    inspect.add_argument("--out", metavar="FILE.png", help="where to save the histograms (default RUN_DIR/delays.png)")
+    inspect.set_defaults(run=inspect_run)
+
+
+def bench(args) -> int:
+    from spikelab.bench import format_lif_table, format_memory_table, run_lif_benchmark, run_memory_benchmark
+
+    if args.target == "delays":
+        return bench_delays(args)
+    speed = run_lif_benchmark(rounds=args.rounds, threads=args.threads, reset=args.reset)
+    memory = run_memory_benchmark(threads=args.threads)
+    if args.json:
+        print(json.dumps({"speed": speed, "memory": memory}, indent=2))
+    else:
+        print(format_lif_table(speed) + "\n\n" + format_memory_table(memory))
+    return 0
+
+
+def bench_delays(args) -> int:
+    from spikelab.bench import format_delays_table, run_delays_benchmark
+
+    result = run_delays_benchmark(rounds=args.rounds, threads=args.threads)
+    print(json.dumps(result, indent=2) if args.json else format_delays_table(result))
+    return 0
+
+
+def inspect_run(args) -> int:
+    from spikelab.delays import delay_summary
+    from spikelab.plots import plot_delay_histogram
+    from spikelab.training import load
+
+    model = load(args.run_dir)
+    info = model.run_info
+    dt = ((info.get("config") or {}).get("run") or {}).get("binning", {}).get("dt")
+    layers = delay_summary(model, dt=dt)
+    if not layers:
+        raise ConfigError(f"{args.run_dir}: its {info.get('model_name') or 'custom'} model has no synaptic delays (no "
+                          "DelayedLinear layer with max_delay > 0; a --no-delays run, say), so there is nothing to "
+                          "inspect. Delays are learned by `spikelab train --model shd-delays`")
+    unit = f" (dt {dt:g} ms)" if dt else " (no dt in the run's configuration: steps only)"
+    print(f"{info['checkpoint']} (epoch {info['epoch']}): {len(layers)} delay layer(s){unit}, delays rounded to "
+          "whole steps as evaluation uses them")
+    ms = (lambda steps: f" = {steps * dt:g} ms") if dt else (lambda steps: "")
+    for row in layers:
+        kind = "learned" if row["learned"] else "fixed (not learned)"
+        print(f"layer {row['name']}: DelayedLinear {row['in_features']} -> {row['out_features']}, "
+              f"{row['synapses']} synapses, {kind} delays 0-{row['max_delay']} steps{ms(row['max_delay'])}")
+        print(f"  mean {row['mean']:.2f} steps{ms(round(row['mean'], 2))}, median {row['median']:g} steps"
+              f"{ms(row['median'])}; at 0: {row['share_zero']:.1%}, "
+              f"at max ({row['max_delay']}): {row['share_max']:.1%}")
+        counts = row["counts"]
+        print("  " + _sparkline(counts) + f"  (0 .. {row['max_delay']} steps)")
+        per_line = 10
+        for start in range(0, len(counts), per_line):
+            chunk = " ".join(f"{d}:{counts[d]}" for d in range(start, min(start + per_line, len(counts))))
+            print(("  counts " if start == 0 else "         ") + chunk)
+    out = Path(args.out) if args.out else _run_dir_of(args.run_dir) / "delays.png"
+    plot_delay_histogram({f"layer {row['name']}": row["delays"] for row in layers}, out,
+                         max_delay={f"layer {row['name']}": row["max_delay"] for row in layers}, dt=dt,
+                         title=f"{info.get('model_name') or 'model'}, epoch {info['epoch']}: integer delays per layer")
+    print(f"histograms: {out}")
+    return 0
+
+
+def _run_dir_of(path) -> Path:
+    path = Path(path)
+    return path if path.is_dir() else path.parent
+
+
+def _sparkline(counts) -> str:
+    """One character per bin, its height proportional to the count (empty bins are a space)."""
+    bars, top = " ▁▂▃▄▅▆▇█", max(max(counts), 1)
+    return "".join(bars[0] if c == 0 else bars[max(1, round(8 * c / top))] for c in counts)

@@ -1,0 +1,357 @@
+"""``spikelab train``, ``eval``, ``models`` and ``data``: training runs and the data they read."""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from ..errors import ConfigError
+from .common import EPILOG
+
+
+def add_commands(commands) -> None:
+    _add_train_parser(commands).set_defaults(run=train)
+
+    evaluation = commands.add_parser("eval", help="evaluate a trained run on its test split", epilog=EPILOG,
+                                     description="Print test accuracy and the confusion matrix of a trained model.")
+    evaluation.add_argument("checkpoint", help="a run folder (uses its best.pt) or a checkpoint file")
+    _add_data_options(evaluation, for_eval=True)
+    evaluation.add_argument("--batch-size", type=int, default=128, help="samples per batch (default 128)")
+    evaluation.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    evaluation.add_argument("--no-progress", action="store_true", help="no progress bar")
+    evaluation.set_defaults(run=evaluate)
+
+    models = commands.add_parser("models", help="list the named architectures", description="List named architectures.")
+    models.set_defaults(run=list_models)
+
+    data = commands.add_parser("data", help="write data sets spikelab generates",
+                               description="Write generated data sets in the real on-disk formats.")
+    data.add_argument("kind", choices=("synth-shd",),
+                      help="synth-shd: SHD-layout .h5 files whose classes differ only in spike timing (needs delays)")
+    data.add_argument("folder", help="where to write shd_train.h5 and shd_test.h5")
+    data.add_argument("--train", type=int, default=2000, help="training samples (default 2000)")
+    data.add_argument("--test", type=int, default=500, help="test samples (default 500)")
+    data.add_argument("--classes", type=int, default=20, help="classes, 2 to 20; class c is a gap of c x 10 ms (default 20)")
+    data.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    data.set_defaults(run=make_data)
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(",") if part)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 256,128, got {text!r}") from None
+
+
+def _add_data_options(parser, for_eval=False):
+    from spikelab.datasets import DATASET_DEFAULTS
+
+    group = parser.add_argument_group("data")
+    group.add_argument("--dataset", choices=sorted(DATASET_DEFAULTS), default=None if for_eval else "demo",
+                       help="demo: built-in digits as N-MNIST-style events (no download); nmnist; shd"
+                            + (" (default: the run's own dataset)" if for_eval else " (default: demo)"))
+    group.add_argument("--data-dir", default=None if for_eval else "data",
+                       help="folder with the dataset files: DIR/NMNIST/{Train,Test}/<digit>/*.bin or "
+                            "DIR/{Train,Test}/...; DIR/shd_{train,test}.h5 or DIR/SHD/shd_*.h5"
+                            + (" (default: the run's own)" if for_eval else " (default: ./data)"))
+    group.add_argument("--skip-bad", action="store_true",
+                       help="skip corrupt files and report how many, instead of stopping at the first")
+    if for_eval:
+        return
+    group.add_argument("--dt", type=float, help="time-bin width in ms (default per dataset: 10)")
+    group.add_argument("--time-bins", type=int,
+                       help="T bins of duration/T ms each instead of --dt; 1 collapses each recording into one frame")
+    group.add_argument("--duration", type=float,
+                       help="ms of each recording to use, T = duration / dt (default: nmnist/demo 300, shd 1000)")
+    group.add_argument("--downsample", type=int,
+                       help="N-MNIST/demo spatial pooling factor, 34x34 -> ceil(34/k) (default: nmnist 1, demo 2)")
+    group.add_argument("--channel-group", type=int,
+                       help="SHD: sum groups of this many adjacent channels, e.g. 5: 700 -> 140 (default 1; shd-delays 5)")
+    group.add_argument("--counts", action="store_true",
+                       help="feed event counts per bin instead of binary spikes (not exportable to hardware)")
+    group.add_argument("--val-fraction", type=float, default=0.1,
+                       help="share of the training set held out, stratified, to choose the best epoch (default 0.1)")
+
+
+def _add_train_parser(commands):
+    from spikelab.models import MODELS, NEURONS
+    from spikelab.training import LOSSES, MODES
+
+    parser = commands.add_parser("train", help="train a spiking network", epilog=EPILOG,
+                                 description="Train a spiking network; checkpoints, metrics and plots go to --out.")
+    _add_data_options(parser)
+    model = parser.add_argument_group("model")
+    model.add_argument("--model", choices=sorted(MODELS), default="mlp", help="architecture (default mlp; see `spikelab models`)")
+    model.add_argument("--hidden", type=_ints, help="hidden layer sizes, comma-separated (default 256; shd-delays 256,256)")
+    model.add_argument("--channels", type=_ints, default=(12, 32), help="conv model: channels per block (default 12,32)")
+    model.add_argument("--dropout", type=float,
+                       help="dropout after each hidden layer, one mask per sequence (default 0; shd-delays 0.4)")
+    model.add_argument("--neuron", choices=NEURONS, default="lif",
+                       help="spiking neuron: lif (surrogate gradient, default) or the UltraLIF family (smooth "
+                            "max-plus neurons, no surrogate): ultralif, ultraplif (learnable tau), ultradlif "
+                            "(neighbour coupling), ultradplif")
+    model.add_argument("--beta", type=float,
+                       help="membrane decay per step, in [0, 1); Ultra neurons: their tau (default 0.9; shd-delays 0.005)")
+    model.add_argument("--learn-beta", choices=("no", "layer", "neuron"), default="no",
+                       help="learn the decay: one per layer or one per neuron (default no)")
+    model.add_argument("--threshold", type=float, default=1.0, help="firing threshold (default 1.0)")
+    model.add_argument("--reset", choices=("zero", "subtract", "none"), default="zero",
+                       help="after a spike: zero (default; runs on SpiNNaker), subtract the threshold, or none")
+    model.add_argument("--refractory-steps", type=int, choices=(0, 1), default=0,
+                       help="1: the step after a spike ignores its input (default 0)")
+    model.add_argument("--surrogate", choices=("atan", "fast_sigmoid", "triangle"), default="atan",
+                       help="surrogate gradient of the spike (default atan)")
+    model.add_argument("--slope", type=float,
+                       help="surrogate slope (default per surrogate: atan 2, fast_sigmoid 25, triangle 1; shd-delays 5)")
+    model.add_argument("--eps", type=float, default=1.0,
+                       help="Ultra neurons: initial temperature eps of the max-plus relaxation, in [0.1, 20] (default 1)")
+    model.add_argument("--fixed-eps", action="store_true", help="Ultra neurons: keep eps fixed instead of learning it")
+    model.add_argument("--readout-beta", type=float,
+                       help="leak of the non-spiking readout; 0 makes the output the last layer averaged over T "
+                            "(default 0.9; shd-delays 0.005)")
+    delays = parser.add_argument_group("delays (model shd-delays)")
+    delays.add_argument("--max-delay", type=int, default=24, help="largest synaptic delay in time steps (default 24)")
+    exclusive = parser.add_mutually_exclusive_group()  # (argparse deprecates nesting it in a group)
+    exclusive.add_argument("--fixed-delays", action="store_true", help="random delays, not learned (ablation)")
+    exclusive.add_argument("--no-delays", action="store_true", help="no delays at all (ablation)")
+    delays.add_argument("--position-lr", type=float, default=0.1,
+                        help="learning rate of the delays, their own parameter group (default 0.1, as published)")
+    train = parser.add_argument_group("training")
+    train.add_argument("--mode", choices=MODES, default="bptt",
+                       help="bptt (default); sltt: per-step backprop, memory constant in T; sltt-k: at K random steps")
+    train.add_argument("--sltt-k", type=int, default=2, help="steps backpropagated per batch in sltt-k mode (default 2)")
+    train.add_argument("--loss", choices=sorted(LOSSES),
+                       help="mean_membrane (default): CE on mean readout membrane; spike_count; summed_softmax "
+                            "(shd-delays' default); per_step")
+    train.add_argument("--epochs", type=int, help="epochs (default: demo 15, shd-delays 150, otherwise 20)")
+    train.add_argument("--batch-size", type=int, help="samples per batch (default 64; shd-delays 256)")
+    train.add_argument("--lr", type=float, help="learning rate (default 2e-3; shd-delays 1e-3)")
+    train.add_argument("--optimizer", choices=("adam", "adamw", "sgd"), default="adam", help="optimiser (default adam)")
+    train.add_argument("--scheduler", choices=("cosine", "step", "none"), default="cosine",
+                       help="learning-rate schedule over the epochs (default cosine)")
+    train.add_argument("--weight-decay", type=float, help="L2 weight decay (default 0; shd-delays 1e-5)")
+    train.add_argument("--grad-clip", type=float, default=None, help="clip the gradient norm (default: off)")
+    train.add_argument("--sparsity", type=float, default=0.0,
+                       help="add SPARSITY x mean spike rate to the loss (bptt mode; default 0)")
+    run = parser.add_argument_group("run")
+    run.add_argument("--seed", type=int, default=0, help="seed for the split, initialisation, shuffling, dropout (default 0)")
+    run.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    run.add_argument("--out", default=None,
+                     help="run folder (default runs/DATASET-MODEL-seedSEED; a new numbered folder if it exists)")
+    run.add_argument("--resume", action="store_true",
+                     help="continue the run in --out (or the default folder) from its last checkpoint")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return parser
+
+
+GENERIC_DEFAULTS = {"hidden": (256,), "dropout": 0.0, "beta": 0.9, "readout_beta": 0.9, "slope": None,
+                    "loss": "mean_membrane", "batch_size": 64, "lr": 2e-3, "weight_decay": 0.0}
+
+
+def _fill_defaults(args) -> None:
+    """Options left unset take the model's published value (models.MODEL_DEFAULTS), else the generic one."""
+    from spikelab.models import MODEL_DEFAULTS
+
+    published = MODEL_DEFAULTS.get(args.model, {})
+    for key, generic in GENERIC_DEFAULTS.items():
+        if getattr(args, key) is None:
+            setattr(args, key, published.get(key, generic))
+    if args.epochs is None:
+        args.epochs = published.get("epochs", 15 if args.dataset == "demo" else 20)
+    if args.channel_group is None and args.dataset == "shd":
+        args.channel_group = published.get("channel_group")
+    if args.model != "shd-delays" and (args.fixed_delays or args.no_delays):
+        raise ConfigError("--fixed-delays and --no-delays apply to --model shd-delays only")
+
+
+def _binning(args) -> dict:
+    from spikelab.datasets import DATASET_DEFAULTS
+
+    binning = dict(DATASET_DEFAULTS[args.dataset])
+    for key in ("dt", "duration", "downsample", "channel_group"):
+        value = getattr(args, key)
+        if value is not None:
+            if key not in binning:
+                raise ConfigError(f"--{key.replace('_', '-')} does not apply to dataset {args.dataset!r}")
+            binning[key] = value
+    if args.time_bins is not None:
+        if args.dt is not None:
+            raise ConfigError("give --dt or --time-bins, not both (--time-bins N sets dt = duration / N)")
+        if args.time_bins < 1:
+            raise ConfigError(f"--time-bins must be at least 1, got {args.time_bins}")
+        binning["dt"] = binning["duration"] / args.time_bins
+    binning["binarize"] = not args.counts
+    return binning
+
+
+def _run_folder(args) -> Path:
+    if args.out is not None:
+        return Path(args.out)
+    base = Path("runs") / f"{args.dataset}-{args.model}-seed{args.seed}"
+    if args.resume or not (base / "last.pt").exists():
+        return base
+    number = 2
+    while (base.parent / f"{base.name}-{number}" / "last.pt").exists():
+        number += 1
+    return base.parent / f"{base.name}-{number}"
+
+
+def _run_config(args) -> dict:
+    """Everything that defines a run, as plain data (stored in every checkpoint)."""
+    _fill_defaults(args)
+    if args.neuron == "lif":
+        neuron_options = dict(beta=args.beta, threshold=args.threshold, reset=args.reset,
+                              refractory_steps=args.refractory_steps, surrogate=args.surrogate, slope=args.slope,
+                              learn_beta=False if args.learn_beta == "no" else args.learn_beta)
+    else:
+        neuron_options = dict(threshold=args.threshold, eps=args.eps, learn_eps=not args.fixed_eps)
+        if args.neuron != "ultradlif":  # the diffusive neuron has no leak
+            neuron_options["tau"] = args.beta
+    model_options = dict(hidden=list(args.hidden), dropout=args.dropout, neuron=args.neuron,
+                         neuron_options=neuron_options, readout_beta=args.readout_beta)
+    if args.model == "conv":
+        model_options["channels"] = list(args.channels)
+        del model_options["hidden"]
+    if args.model == "shd-delays":
+        model_options.update(max_delay=args.max_delay,
+                             delays="fixed" if args.fixed_delays else "none" if args.no_delays else "learned")
+    return {
+        "dataset": args.dataset, "data_dir": str(Path(args.data_dir).resolve()), "binning": _binning(args),
+        "skip_bad": args.skip_bad, "val_fraction": args.val_fraction, "position_lr": args.position_lr,
+        "model": args.model, "model_options": model_options,
+        "trainer": dict(loss=args.loss, mode=args.mode, sltt_k=args.sltt_k if args.mode == "sltt-k" else None,
+                        optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay,
+                        scheduler=args.scheduler, epochs=args.epochs, batch_size=args.batch_size,
+                        seed=args.seed, grad_clip=args.grad_clip, sparsity=args.sparsity),
+    }
+
+
+def load_split(config: dict, train: bool):
+    from spikelab.datasets import load_dataset
+
+    return load_dataset(config["dataset"], config["data_dir"], train=train, skip_bad=config["skip_bad"],
+                        **config["binning"])
+
+
+def train(args) -> int:
+    import torch
+    from torch.utils.data import Subset
+
+    from spikelab.datasets import stratified_split
+    from spikelab.delays import DelayedLinear, delay_param_groups
+    from spikelab.models import build_model
+    from spikelab.training import Trainer, load_checkpoint
+
+    started = time.perf_counter()
+    out = _run_folder(args)
+    resume = args.resume and (out / "last.pt").exists()
+    if args.resume and not resume:
+        print(f"no checkpoint in {out} yet: starting from the beginning")
+    if not args.resume and (out / "last.pt").exists():
+        raise ConfigError(f"{out} already holds a run: add --resume to continue it, or choose another --out")
+    if resume:
+        config = load_checkpoint(out / "last.pt")["config"]["run"]
+        print(f"resuming {out} from its last checkpoint (with the options it was started with)")
+    else:
+        config = _run_config(args)
+    trainer_options = config["trainer"]
+    torch.manual_seed(trainer_options["seed"])
+    train_full = load_split(config, train=True)
+    test_set = load_split(config, train=False)
+    config.setdefault("input_shape", list(train_full.input_shape))   # what exporters need for conv models
+    train_idx, val_idx = stratified_split(train_full.targets, config["val_fraction"], trainer_options["seed"])
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "val_indices.json").write_text(json.dumps({"val": list(map(int, val_idx))}))
+    model = build_model(config["model"], train_full.input_shape, train_full.num_classes, **config["model_options"])
+    groups = None
+    if any(isinstance(m, DelayedLinear) for m in model.modules()):  # delays get their own learning rate
+        groups = delay_param_groups(model, lr=trainer_options["lr"], position_lr=config["position_lr"],
+                                    weight_decay=trainer_options["weight_decay"])
+    trainer = Trainer(model, device=args.device, out_dir=out, model_name=config["model"], progress=not args.no_progress,
+                      config={"run": config}, param_groups=groups, **trainer_options)
+    print(f"training {config['model']} on {config['dataset']}: {len(train_idx)} train / {len(val_idx)} validation / "
+          f"{len(test_set)} test samples, input {tuple(train_full.input_shape)} x T={train_full[0][0].shape[0]}, "
+          f"{sum(p.numel() for p in model.parameters())} parameters, mode {trainer_options['mode']} -> {out}")
+    trainer.fit(Subset(train_full, train_idx), Subset(train_full, val_idx), resume=resume)
+    for row in trainer.history:
+        print(f"epoch {row['epoch']:3d}  train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.4f}  "
+              f"val loss {row['val_loss']:.4f} acc {row['val_accuracy']:.4f}  ({row['seconds']:.1f} s)")
+    best = load_checkpoint(out / "best.pt")
+    trainer.model.load_state_dict(best["model_state"])
+    result = _evaluate_test(trainer, test_set)
+    result.update(best_epoch=best["epoch"], checkpoint=str(out / "best.pt"))
+    (out / "test.json").write_text(json.dumps(result) + "\n")
+    _print_evaluation(result)
+    print(f"done in {time.perf_counter() - started:.1f} s; run folder {out}")
+    return 0
+
+
+def _evaluate_test(trainer, test_set) -> dict:
+    """Test metrics; for models with Ultra neurons (soft spikes), also with hard (binary) spikes."""
+    from spikelab.neurons import set_spike_mode
+
+    result = trainer.evaluate(test_set, desc="test")
+    previous = set_spike_mode(trainer.model, "hard")
+    if previous:  # the model has Ultra layers: also evaluate the deployable binary spikes
+        hard = trainer.evaluate(test_set, desc="test, hard spikes")
+        set_spike_mode(trainer.model, previous)
+        result["hard_spikes"] = {key: hard[key] for key in ("accuracy", "loss", "spike_rate", "synops")}
+    return result
+
+
+def _print_evaluation(result: dict) -> None:
+    print(f"test accuracy {result['accuracy']:.4f} ({result['n']} samples, loss {result['loss']:.4f}"
+          + (f", best epoch {result['best_epoch']})" if "best_epoch" in result else ")"))
+    if "hard_spikes" in result:
+        hard = result["hard_spikes"]
+        print(f"with hard (binary) spikes instead of soft ones: test accuracy {hard['accuracy']:.4f}, "
+              f"spike rate {hard['spike_rate']:.4f}")
+    if result.get("spike_rate") is not None:
+        print(f"mean spike rate {result['spike_rate']:.4f}, synaptic operations per sample {result['synops']:.0f}")
+    confusion = result["confusion"]
+    width = max(4, len(str(max(max(row) for row in confusion))) + 1)
+    print("confusion matrix (rows: true class, columns: predicted)")
+    print(" " * 4 + "".join(f"{j:>{width}}" for j in range(len(confusion))))
+    for i, row in enumerate(confusion):
+        print(f"{i:>4}" + "".join(f"{count:>{width}}" for count in row))
+
+
+def evaluate(args) -> int:
+    from spikelab.training import Trainer, load
+
+    model = load(args.checkpoint)
+    config = dict(model.run_info["config"]["run"])
+    if args.dataset is not None and args.dataset != config["dataset"]:
+        raise ConfigError(f"this model was trained on {config['dataset']!r}; evaluating it on {args.dataset!r} "
+                          "would feed inputs of another shape")
+    if args.data_dir is not None:
+        config["data_dir"] = args.data_dir
+    config["skip_bad"] = args.skip_bad
+    test_set = load_split(config, train=False)
+    trainer = Trainer(model, loss=config["trainer"]["loss"], batch_size=args.batch_size, device=args.device,
+                      progress=not args.no_progress)
+    result = _evaluate_test(trainer, test_set)
+    print(f"{model.run_info['checkpoint']} (epoch {model.run_info['epoch']}) on {config['dataset']} test split")
+    _print_evaluation(result)
+    return 0
+
+
+def list_models(args) -> int:
+    from spikelab.models import MODELS
+
+    for name, builder in MODELS.items():
+        print(f"{name:11s} {builder.__doc__.strip().splitlines()[0]}")
+    return 0
+
+
+def make_data(args) -> int:
+    from spikelab.datasets import write_synth_delay_shd
+
+    if args.train < 1 or args.test < 1 or not 2 <= args.classes <= 20:
+        raise ConfigError("synth-shd needs --train and --test of at least 1 and --classes between 2 and 20")
+    paths = write_synth_delay_shd(args.folder, n_train=args.train, n_test=args.test, classes=args.classes,
+                                  seed=args.seed)
+    print(f"wrote {', '.join(map(str, paths))}: {args.classes} classes that differ only in the timing between "
+          f"two channel groups; train on it with --dataset shd --data-dir {args.folder}")
+    return 0
