@@ -3,7 +3,8 @@
 `spikelab train --model shd-delays` defaults to the paper's configuration: 700 channels grouped by 5 (140),
 10 ms bins over 1 s, two hidden layers of 256 LIF (tau 1.005 steps, ATan alpha 5) each after a
 DelayedLinear (delays 0-24 steps) and BatchNorm, dropout 0.4, summed-softmax readout, batch 256, 150 epochs,
-Adam lr 1e-3 (weight decay 1e-5) with the delays in their own group at lr 0.1, sigma schedule per epoch.
+Adam lr 1e-3 (weight decay 1e-5, one cycle up to 5e-3 and down) with the delays in their own group at lr 0.1
+(cosine), sigma schedule per epoch.
 Ablations: --fixed-delays (random delays) and --no-delays.
 
     python experiments/shd_delays.py --data-dir ~/data/shd                     # learned delays

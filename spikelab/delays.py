@@ -232,7 +232,8 @@ def delay_param_groups(model: nn.Module, lr: float = 1e-3, position_lr: float | 
     ids = {id(p) for p in positions}
     others = [p for p in model.parameters() if p.requires_grad and id(p) not in ids]
     return [{"params": others, "lr": lr, "weight_decay": weight_decay},
-            {"params": positions, "lr": 100.0 * lr if position_lr is None else position_lr, "weight_decay": 0.0}]
+            {"params": positions, "lr": 100.0 * lr if position_lr is None else position_lr, "weight_decay": 0.0,
+             "schedule": "cosine"}]
 
 
 def delay_summary(model: nn.Module, dt: float | None = None) -> list[dict]:

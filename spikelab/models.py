@@ -133,7 +133,7 @@ MODELS = {"mlp": mlp, "conv": conv, "rsnn": rsnn, "shd-delays": shd_delays}
 MODEL_DEFAULTS = {
     "shd-delays": {"hidden": (256, 256), "dropout": 0.4, "beta": DCLS_BETA, "readout_beta": DCLS_BETA, "slope": 5.0,
                    "loss": "summed_softmax", "batch_size": 256, "epochs": 150, "lr": 1e-3, "weight_decay": 1e-5,
-                   "channel_group": 5},
+                   "scheduler": "onecycle", "channel_group": 5},
 }
 
 

@@ -180,3 +180,23 @@ def test_parameter_groups_keep_their_own_learning_rates():
     assert (a["lr"], a["weight_decay"], b["lr"], b["weight_decay"]) == (0.5, 0.0, 0.01, 1e-4)
     assert a["momentum"] == b["momentum"] == 0.9
     assert trainer.config["optimizer"] == "sgd"
+
+
+def test_onecycle_schedule_matches_torch_and_leaves_delay_positions_on_cosine():
+    import spikelab as sl
+    from spikelab.training.trainer import cosine_factor
+
+    net = sl.Sequential(sl.DelayedLinear(4, 3, max_delay=5), sl.LIF(), sl.Linear(3, 2), sl.LeakyIntegrator())
+    epochs = 20
+    trainer = sl.Trainer(net, epochs=epochs, scheduler="onecycle", progress=False,
+                         param_groups=sl.delay_param_groups(net, lr=1e-3, position_lr=0.1))
+    reference_opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    reference = torch.optim.lr_scheduler.OneCycleLR(reference_opt, max_lr=5e-3, total_steps=epochs)
+    for epoch in range(epochs):
+        weights, positions = (group["lr"] for group in trainer.optimizer.param_groups)
+        assert weights == pytest.approx(reference_opt.param_groups[0]["lr"], rel=1e-9)
+        assert positions == pytest.approx(0.1 * cosine_factor(epoch, epochs), rel=1e-9, abs=1e-15)
+        reference_opt.step()
+        reference.step()
+        trainer.optimizer.step()
+        trainer.scheduler.step()

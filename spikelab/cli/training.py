@@ -128,8 +128,9 @@ def _add_train_parser(commands):
     train.add_argument("--batch-size", type=int, help="samples per batch (default 64; shd-delays 256)")
     train.add_argument("--lr", type=float, help="learning rate (default 2e-3; shd-delays 1e-3)")
     train.add_argument("--optimizer", choices=("adam", "adamw", "sgd"), default="adam", help="optimiser (default adam)")
-    train.add_argument("--scheduler", choices=("cosine", "step", "none"), default="cosine",
-                       help="learning-rate schedule over the epochs (default cosine)")
+    train.add_argument("--scheduler", choices=("cosine", "step", "onecycle", "none"),
+                       help="learning-rate schedule over the epochs (default cosine; shd-delays onecycle: up to 5x "
+                            "--lr and down for the weights, cosine for the delay positions, as published)")
     train.add_argument("--weight-decay", type=float, help="L2 weight decay (default 0; shd-delays 1e-5)")
     train.add_argument("--grad-clip", type=float, default=None, help="clip the gradient norm (default: off)")
     train.add_argument("--sparsity", type=float, default=0.0,
@@ -146,7 +147,7 @@ def _add_train_parser(commands):
 
 
 GENERIC_DEFAULTS = {"hidden": (256,), "dropout": 0.0, "beta": 0.9, "readout_beta": 0.9, "slope": None,
-                    "loss": "mean_membrane", "batch_size": 64, "lr": 2e-3, "weight_decay": 0.0}
+                    "loss": "mean_membrane", "batch_size": 64, "lr": 2e-3, "weight_decay": 0.0, "scheduler": "cosine"}
 
 
 def _fill_defaults(args) -> None:

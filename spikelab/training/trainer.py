@@ -41,7 +41,7 @@ from .losses import SequenceLoss, get_loss
 
 MODES = ("bptt", "sltt", "sltt-k")
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
-SCHEDULERS = ("none", "cosine", "step")
+SCHEDULERS = ("none", "cosine", "step", "onecycle")
 
 
 def detach_state(state):
@@ -83,7 +83,10 @@ class Trainer:
             ``weight_decay``), e.g. :func:`spikelab.delay_param_groups`; default: every trainable parameter
             in one group at ``lr`` and ``weight_decay``.
         scheduler: ``"cosine"`` (default, annealed to 0 over ``epochs``), ``"step"`` (x0.1 every third of the
-            epochs), ``"none"``, or a callable ``optimizer -> LRScheduler`` stepped once per epoch.
+            epochs), ``"onecycle"`` (the DCLS recipe: one cycle up to 5x a group's ``lr`` and down, as torch's
+            ``OneCycleLR`` with its defaults, except groups marked ``"schedule": "cosine"`` such as the delay
+            positions of :func:`spikelab.delay_param_groups`, which anneal by cosine), ``"none"``, or a callable
+            ``optimizer -> LRScheduler`` stepped once per epoch.
         epochs: number of epochs (default 10).
         batch_size: samples per batch (default 64).
         device: ``"cpu"`` (default) or ``"cuda"``.
@@ -156,6 +159,11 @@ class Trainer:
             return torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=max(self.epochs, 1))
         if scheduler == "step":
             return torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=max(self.epochs // 3, 1), gamma=0.1)
+        if scheduler == "onecycle":
+            epochs = max(self.epochs, 1)
+            factors = [(lambda e: cosine_factor(e, epochs)) if group.get("schedule") == "cosine"
+                       else (lambda e: one_cycle_factor(e, epochs)) for group in self.optimizer.param_groups]
+            return torch.optim.lr_scheduler.LambdaLR(self.optimizer, factors)
         if scheduler == "none":
             return None
         raise ConfigError(f"unknown scheduler {scheduler!r}; choose one of {', '.join(SCHEDULERS)}")
@@ -317,6 +325,26 @@ class Trainer:
         self.shuffle_generator.set_state(checkpoint["rng_state"]["shuffle"])
         self.epoch = checkpoint["epoch"]
         self.history = list(checkpoint["metrics"])
+
+
+def cosine_factor(epoch: int, epochs: int) -> float:
+    """Learning-rate multiplier of cosine annealing to 0 over ``epochs`` (torch's ``CosineAnnealingLR``)."""
+    return 0.5 * (1 + math.cos(math.pi * min(epoch, epochs) / epochs))
+
+
+def one_cycle_factor(epoch: int, epochs: int, peak: float = 5.0, warmup: float = 0.3, start_div: float = 25.0,
+                     final_div: float = 1e4) -> float:
+    """Learning-rate multiplier of a one-cycle schedule stepped per epoch (torch's ``OneCycleLR`` with its defaults,
+    ``max_lr = peak * lr``): cosine from ``peak / start_div`` up to ``peak`` over the first ``warmup`` of the
+    epochs, then cosine down to ``peak / start_div / final_div``."""
+    low, high = peak / start_div, peak
+    turn = warmup * epochs - 1
+    if epoch <= turn:
+        start, end, fraction = low, high, epoch / turn if turn > 0 else 1.0
+    else:
+        start, end = high, low / final_div
+        fraction = (epoch - turn) / max(epochs - 1 - turn, 1e-12)
+    return end + (start - end) / 2 * (1 + math.cos(math.pi * min(fraction, 1.0)))
 
 
 def summarize(predictions, targets, total_loss, num_classes) -> dict:
