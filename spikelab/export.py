@@ -31,8 +31,8 @@ class Run:
     config: dict
     input_shape: tuple | None
 
-    def network(self) -> Network:
-        return Network.from_model(self.model, self.dt, self.input_shape)
+    def network(self, approximate: bool = False) -> Network:
+        return Network.from_model(self.model, self.dt, self.input_shape, approximate=approximate)
 
 
 def load_run(run_dir) -> Run:
@@ -89,7 +89,7 @@ def predictions(run: Run, output: np.ndarray) -> np.ndarray:
     return get_loss(run.loss).predict(torch.as_tensor(output)).numpy()
 
 
-def compare_on_nest(run: Run, x: torch.Tensor, y: torch.Tensor, progress=None) -> dict:
+def compare_on_nest(run: Run, x: torch.Tensor, y: torch.Tensor, progress=None, approximate: bool = False) -> dict:
     """Run the test samples through spikelab and through PyNN + NEST; accuracies and mismatched spikes.
 
     Returns a dict with ``n``, ``accuracy_spikelab``, ``accuracy_nest``, ``same_predictions`` (share of samples),
@@ -98,7 +98,7 @@ def compare_on_nest(run: Run, x: torch.Tensor, y: torch.Tensor, progress=None) -
     """
     from spikelab.backends.pynn import run_nest
 
-    network = run.network()
+    network = run.network(approximate)
     ours = spikelab_outputs(run, network, x)
     started = time.perf_counter()
     theirs = run_nest(network, x.flatten(2).numpy(), progress=progress)
@@ -108,7 +108,7 @@ def compare_on_nest(run: Run, x: torch.Tensor, y: torch.Tensor, progress=None) -
     result = {"n": len(labels), "accuracy_spikelab": float((pred_ours == labels).mean()),
               "accuracy_nest": float((pred_theirs == labels).mean()),
               "same_predictions": float((pred_ours == pred_theirs).mean()), "populations": {},
-              "nest_seconds": seconds}
+              "nest_seconds": seconds, "approximations": network.approximations}
     for population in network.populations[1:]:
         a, b = ours[population.name], theirs[population.name]
         if population.kind == "lif":

@@ -21,7 +21,8 @@ latency ``a`` to one of latency ``b`` needs a simulator delay of ``delay + b - a
 for a feed-forward projection and ``delay`` (at least 1) for a recurrent one.
 
 What spikelab trains but an LIF simulator cannot run is refused with :class:`~spikelab.errors.ExportError`:
-subtractive or no reset, UltraLIF neurons, max pooling, and layers with no equivalent.
+subtractive or no reset, UltraLIF neurons, max pooling, and layers with no equivalent. A subtractive reset runs
+as a zero reset when asked for (``approximate=True``), listed in ``network.approximations``.
 
 :func:`simulate` runs a :class:`Network` step by step in float64 numpy: the reference every backend is compared
 with (it equals the torch model's spikes in float64).
@@ -126,6 +127,7 @@ class Network:
     dt: float
     populations: list[Population]
     projections: list[Projection] = field(default_factory=list)
+    approximations: list[str] = field(default_factory=list)   # what from_model(approximate=True) changed
 
     def population(self, name: str) -> Population:
         for population in self.populations:
@@ -150,7 +152,7 @@ class Network:
         return projection.delay + shift
 
     @classmethod
-    def from_model(cls, model: nn.Module, dt: float, input_shape=None) -> "Network":
+    def from_model(cls, model: nn.Module, dt: float, input_shape=None, approximate: bool = False) -> "Network":
         """Describe a trained :class:`spikelab.Sequential` (read in eval mode; the model is left as it was).
 
         Args:
@@ -158,6 +160,8 @@ class Network:
             dt: the model's time step in ms (the data's bin width).
             input_shape: one step's input shape, e.g. ``(2, 34, 34)``; needed when the first weight layer is a
                 convolution, else taken from its ``in_features``.
+            approximate: run a subtractive reset as a zero reset instead of refusing it (the spikes will differ
+                from the model's); each such change is listed in ``network.approximations``.
         """
         if not isinstance(dt, (int, float)) or not dt > 0:
             raise ExportError(f"dt must be the model's time step in ms (> 0), got {dt!r}")
@@ -166,7 +170,7 @@ class Network:
         was_training = model.training
         model.eval()
         try:
-            return _describe(layers, float(dt), shape)
+            return _describe(layers, float(dt), shape, approximate)
         finally:
             model.train(was_training)
 
@@ -181,15 +185,19 @@ def _infer_input_shape(layers) -> tuple:
                       "pass input_shape=(C, H, W)")
 
 
-def _refuse_neuron(index: int, layer: nn.Module) -> None:
+def _check_neuron(index: int, layer: nn.Module, approximate: bool) -> str | None:
+    """Refuse a neuron layer an LIF simulator cannot run; returns the approximation made, if any."""
     name = f"layer {index} ({type(layer).__name__})"
     if hasattr(layer, "spike_mode"):
         raise ExportError(f"{name}: an UltraLIF-family membrane is a log-sum-exp, not an LIF membrane, so PyNN and "
-                          "SpiNNaker cannot run it; retrain with --neuron lif (the crossbar backend, which only "
-                          "reads weight matrices, does accept it)")
+                          "SpiNNaker cannot run it; retrain with --neuron lif")
+    if isinstance(layer, LIF) and layer.reset == "subtract" and approximate:
+        return f"{name}: reset='subtract' runs as a zero reset (spikes will differ from the model's)"
     if isinstance(layer, LIF) and layer.reset != "zero":
+        fix = " (or ask for an approximation: approximate=True, CLI --approximate)" if layer.reset == "subtract" else ""
         raise ExportError(f"{name}: reset={layer.reset!r} has no PyNN / SpiNNaker equivalent (their neurons reset "
-                          "to a value); retrain with --reset zero")
+                          f"to a value); retrain with --reset zero{fix}")
+    return None
 
 
 def _neuron_arrays(layer: nn.Module, size: int):
@@ -201,15 +209,18 @@ def _neuron_arrays(layer: nn.Module, size: int):
     return beta, np.full(size, float(layer.threshold)), layer.refractory_steps
 
 
-def _describe(layers, dt: float, input_shape: tuple) -> Network:
+def _describe(layers, dt: float, input_shape: tuple, approximate: bool = False) -> Network:
     populations = [Population("input", "input", input_shape, source="input spikes")]
     projections: list[Projection] = []
+    approximations: list[str] = []
     pending: list[tuple[int, nn.Module]] = []   # the affine layers since the last neuron layer
     n_lif = 0
     for index, layer in enumerate(layers):
         where = f"{index}: {type(layer).__name__}"
         if isinstance(layer, (LIF, LeakyIntegrator)) or hasattr(layer, "spike_mode"):
-            _refuse_neuron(index, layer)
+            approximation = _check_neuron(index, layer, approximate)
+            if approximation:
+                approximations.append(approximation)
             if not pending:
                 raise ExportError(f"layer {where} has no weight layer before it; put a Linear or Conv2d between "
                                   "neuron layers")
@@ -246,7 +257,7 @@ def _describe(layers, dt: float, input_shape: tuple) -> Network:
                           "neuron layer: end it with a LeakyIntegrator readout or a LIF layer")
     if len(populations) < 2:
         raise ExportError("the model has no neuron layer to export")
-    return Network(dt, populations, projections)
+    return Network(dt, populations, projections, approximations)
 
 
 def _recurrent(layer: RecurrentLIF, index: int, name: str, where: str) -> Projection:

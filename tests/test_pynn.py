@@ -160,7 +160,12 @@ def test_export_of_a_subtract_reset_run_is_one_clear_error(tmp_path, capsys):
     capsys.readouterr()
     assert main(["export", "nest", str(run), "--limit", "2", "--no-progress"]) == 2
     err = capsys.readouterr().err
-    assert "reset='subtract'" in err and "--reset zero" in err and "Traceback" not in err
+    assert "reset='subtract'" in err and "--reset zero" in err and "--approximate" in err and "Traceback" not in err
+    assert main(["export", "nest", str(run), "--limit", "3", "--no-progress", "--json", "--approximate"]) == 0
+    result = json.loads(capsys.readouterr().out.split("\n", 1)[1])
+    assert result["approximations"] == ["layer 2 (LIF): reset='subtract' runs as a zero reset (spikes will differ "
+                                        "from the model's)"]
+    assert result["populations"]["lif1"]["mismatches"] > 0       # what the approximation costs, measured
 
 
 def test_standalone_script_maps_on_spinnakers_virtual_board(demo_run, tmp_path):

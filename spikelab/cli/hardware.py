@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -25,10 +26,12 @@ def _export_nest(args) -> int:
     print(f"{args.run_dir}: {x.shape[1]} test samples of {run.config['dataset']}, T = {x.shape[0]} steps of "
           f"{run.dt:g} ms, on PyNN + NEST (float64, on-grid spikes)")
     with tqdm(total=x.shape[1], desc="NEST", unit="sample", disable=args.no_progress) as bar:
-        result = compare_on_nest(run, x, y, progress=bar.update)
+        result = compare_on_nest(run, x, y, progress=bar.update, approximate=args.approximate)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
+    for approximation in result["approximations"]:
+        print(f"approximation: {approximation}")
     print(f"accuracy: spikelab {result['accuracy_spikelab']:.4f}, NEST {result['accuracy_nest']:.4f}; same "
           f"prediction on {result['same_predictions']:.2%} of samples ({result['nest_seconds']:.1f} s on NEST)")
     for name, counts in result["populations"].items():
@@ -44,7 +47,8 @@ def _export_spinnaker(args) -> int:
     from spikelab.export import load_run, load_test_spikes
 
     run = load_run(args.run_dir)
-    network = run.network()
+    network = run.network(args.approximate)
+    _print_approximations(network)
     summed = run.config.get("spinnaker", {}).get("max_expected_summed_weight")   # a run fine-tuned on its grid
     if args.summed_weight == "worst":
         summed = None
@@ -196,7 +200,8 @@ def _export_pynn_script(args) -> int:
     if args.samples:
         x, _ = load_test_spikes(run, args.data_dir, args.samples)
         inputs = x.flatten(2).transpose(0, 1).numpy()
-    network = run.network()
+    network = run.network(args.approximate)
+    _print_approximations(network)
     summed = run.config.get("spinnaker", {}).get("max_expected_summed_weight")   # the grid it was fine-tuned on
     if summed is None:
         summed = check(network).max_expected_summed_weight
@@ -297,3 +302,10 @@ def _add_import_parser(commands) -> None:
 
 def _add_export_data_options(parser) -> None:
     parser.add_argument("--data-dir", default=None, help="where the run's dataset is, if not where it was trained")
+    parser.add_argument("--approximate", action="store_true",
+                        help="run a subtractive reset as a zero reset instead of refusing it (spikes will differ)")
+
+
+def _print_approximations(network) -> None:
+    for approximation in network.approximations:
+        print(f"approximation: {approximation}", file=sys.stderr)
