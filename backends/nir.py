@@ -82,7 +82,6 @@ Example::
 """
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,6 +99,7 @@ except ImportError as error:  # an optional dependency: the `nir` extra
 from spikelab import __version__
 from spikelab.delays import DelayedLinear
 from spikelab.errors import ConfigError, CorruptFileError, ExportError
+from spikelab.graph import check_dt, infer_input_shape
 from spikelab.layers import (AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, Linear, MaxPool2d,
                              Sequential)
 from spikelab.neurons.lif import LIF, LeakyIntegrator, RecurrentLIF
@@ -113,13 +113,6 @@ __all__ = ["to_nir", "write_nir", "read_nir", "from_nir", "time_step", "BETA_CON
 
 # --------------------------------------------------------------------------------------------------------------
 # conventions shared by export and import
-
-
-def _check_dt(dt) -> float:
-    if isinstance(dt, bool) or not isinstance(dt, (int, float, np.floating, np.integer)) or not dt > 0 \
-            or not math.isfinite(dt):
-        raise ConfigError(f"dt must be the model's time step in ms (a float > 0), got {dt!r}")
-    return float(dt)
 
 
 def _check_convention(beta_convention) -> str:
@@ -274,18 +267,14 @@ def to_nir(model: nn.Module, dt: float, beta_convention: str = "exact",
             ``DelayedLinear``, ``RecurrentLIF``, ``MaxPool2d``, ``LIF(reset="none")``, a BatchNorm not directly
             after a Linear / Conv2d, any other module.
     """
-    dt, convention = _check_dt(dt), _check_convention(beta_convention)
+    dt, convention = check_dt(dt), _check_convention(beta_convention)
     if not isinstance(model, Sequential):
         raise ConfigError(f"to_nir takes a spikelab Sequential, got {type(model).__name__}")
     layers = list(_layers(model))
     for name, layer in layers:
         _check_exportable(f"layer {name} ({type(layer).__name__})", layer)
     if input_shape is None:
-        first = next((layer for _, layer in layers if not isinstance(layer, Dropout)), None)
-        if not isinstance(first, Linear):
-            raise ConfigError("to_nir needs input_shape= (one step's input shape without batch, e.g. (2, 34, 34)) "
-                              "when the model does not start with a Linear layer")
-        input_shape = (first.in_features,)
+        input_shape = infer_input_shape([layer for _, layer in layers])
     shape = tuple(int(n) for n in input_shape)
     nodes: dict[str, nir.NIRNode] = {"input": nir.Input(input_type=np.array(shape))}
     names = ["input"]
@@ -568,9 +557,9 @@ def time_step(graph_or_path, dt: float | None = None) -> float:
     """The time step (ms) :func:`from_nir` runs a graph at: ``dt`` if given, else the ``dt`` spikelab wrote in
     the graph's metadata, else 0.1 ms (snnTorch's ``export_to_nir`` writes ``tau`` for ``dt = 1e-4 s``)."""
     if dt is not None:
-        return _check_dt(dt)
+        return check_dt(dt)
     graph = _graph(graph_or_path)
-    return _check_dt(float(graph.metadata["dt"])) if _from_spikelab(graph) else SNNTORCH_DT_MS
+    return check_dt(float(graph.metadata["dt"])) if _from_spikelab(graph) else SNNTORCH_DT_MS
 
 
 def from_nir(graph_or_path, dt: float | None = None, reset: str | None = None,

@@ -28,6 +28,7 @@ returns the outputs aligned with the torch model's time steps.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -51,7 +52,8 @@ def cell_parameters(population: Population, dt: float) -> dict[str, np.ndarray]:
     beta = np.asarray(population.beta, dtype=np.float64)
     if np.any(beta <= 0) or np.any(beta >= 1):
         raise ExportError(f"population {population.name} ({population.source}): beta must be in (0, 1) for a PyNN "
-                          f"membrane time constant, got values in [{beta.min():g}, {beta.max():g}]")
+                          f"membrane time constant, got values in [{beta.min():g}, {beta.max():g}]; retrain with "
+                          "beta > 0 (e.g. 1e-3): beta = 0 (no memory) has no tau_m")
     tau_m = -dt / np.log(beta)
     threshold = np.where(np.isinf(population.threshold), READOUT_THRESHOLD, population.threshold)
     return {"tau_m": tau_m, "cm": (1.0 - beta) * tau_m / dt, "v_rest": np.zeros_like(beta),
@@ -134,7 +136,7 @@ def spike_times(spikes, dt: float, size: int) -> list[list[float]]:
                           "train and export with binary input (no --counts)")
     times = [[] for _ in range(size)]
     for step, neuron in zip(*np.nonzero(spikes)):
-        times[neuron].append((step + INPUT_OFFSET) * dt)
+        times[neuron].append(round((step + INPUT_OFFSET) * dt, 9))   # on the grid, also for dt = 0.1
     return times
 
 
@@ -154,12 +156,15 @@ def run_nest(network: Network, spikes, progress=None) -> dict[str, np.ndarray]:
     """Run ``network`` on NEST for every sample of ``spikes`` ``(T, B, n_input)``, one after another.
 
     Returns ``{population name: (T, B, n)}`` aligned with the torch model: spikes of LIF populations, the membrane
-    of the readout (as :func:`spikelab.graph.simulate` returns them). Between samples NEST is reset (PyNN's reset
+    of the readout (as :func:`spikelab.graph.simulate` returns them). NEST runs one model step per ms. Between samples NEST is reset (PyNN's reset
     with a flush period, then membranes back to 0), so each sample starts from rest as in torch.
     """
     spikes = np.asarray(spikes)
     steps, batch = spikes.shape[:2]
     spikes = spikes.reshape(steps, batch, -1)
+    # The per-step dynamics depend on beta, not on dt: NEST runs one step per ms, where every time is an integer
+    # (a dt such as 0.3 ms puts float times like 0.8999999999 off NEST's grid).
+    network = dataclasses.replace(network, dt=1.0)
     sim = _nest()
     dt = network.dt
     last_latency = max(p.latency for p in network.populations)

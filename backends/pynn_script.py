@@ -35,7 +35,9 @@ def build(sim, meta, data, spikes, spinnaker=False):
     dt, offset = meta["dt"], meta["input_offset"]
     times = [[] for _ in range(spikes.shape[1])]
     for step, neuron in zip(*np.nonzero(spikes)):
-        times[neuron].append(float((step + offset) * dt))
+        times[neuron].append(round(float((step + offset) * dt), 9))    # on the grid, also for dt = 0.1
+    if not any(times):   # sPyNNaker 1!7.4.1 fails on per-neuron lists that are all empty
+        times = []
     populations = {meta["input"]: sim.Population(spikes.shape[1], sim.SpikeSourceArray(spike_times=times),
                                                  label=meta["input"])}
     for pop in meta["populations"]:

@@ -475,7 +475,7 @@ def check(network: Network, neurons_per_core: int = MAX_NEURONS_PER_CORE, max_ex
                     f"summed weight {r.max_summed_weight:.4g}) and are stored as 0",
                     "pass a smaller max_expected_summed_weight, e.g. observed_summed_weights on real inputs (a "
                     "finer grid; rare bursts may then saturate the ring buffer), prune those weights, or fine-tune "
-                    "on the grid (quantize_weights)", population.name))
+                    "on the grid (spikelab export spinnaker RUN_DIR --finetune N --out DIR)", population.name))
             if r.wrapped:
                 violations.append(Violation(
                     "weight range", f"{r.wrapped} {r.receptor} weights are >= {2.0 ** (r.shift + 1):g} = "
@@ -544,7 +544,7 @@ def _arithmetic_range(network: Network, population: Population, sums: dict, repo
     if np.any(beta <= 0) or np.any(beta >= 1):
         violations.append(Violation(
             "neuron", f"beta in [{beta.min():g}, {beta.max():g}]: IF_curr_delta needs 0 < beta < 1 (a leak)",
-            "retrain with beta < 1 (a LeakyIntegrator readout with beta = 1 cannot be exported)",
+            "retrain with beta > 0 (e.g. 1e-3): beta = 0 (no memory) has no PyNN tau_m",
             population.name))
         report.alpha_max = math.inf
         return

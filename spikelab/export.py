@@ -57,6 +57,9 @@ def load_test_spikes(run: Run, data_dir=None, limit: int | None = None, train: b
     from spikelab.datasets import load_dataset
 
     config = dict(run.config)
+    if "dataset" not in config:
+        raise ExportError("this run names no dataset to read test spikes from (an imported NIR graph, say): "
+                          "import it again with --dataset NAME")
     if data_dir is not None:
         config["data_dir"] = str(data_dir)
     dataset = load_dataset(config["dataset"], config["data_dir"], train=train, skip_bad=config.get("skip_bad", False),

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -46,7 +47,7 @@ import torch
 from torch import nn
 
 from .delays import DelayedLinear
-from .errors import ExportError
+from .errors import ConfigError, ExportError
 from .layers import AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, Linear, MaxPool2d
 from .neurons import LIF, LeakyIntegrator, RecurrentLIF
 
@@ -163,26 +164,34 @@ class Network:
             approximate: run a subtractive reset as a zero reset instead of refusing it (the spikes will differ
                 from the model's); each such change is listed in ``network.approximations``.
         """
-        if not isinstance(dt, (int, float)) or not dt > 0:
-            raise ExportError(f"dt must be the model's time step in ms (> 0), got {dt!r}")
+        dt = check_dt(dt)
         layers = list(model) if isinstance(model, nn.Sequential) else [model]
-        shape = tuple(input_shape) if input_shape is not None else _infer_input_shape(layers)
+        shape = tuple(input_shape) if input_shape is not None else infer_input_shape(layers)
         was_training = model.training
         model.eval()
         try:
-            return _describe(layers, float(dt), shape, approximate)
+            return _describe(layers, dt, shape, approximate)
         finally:
             model.train(was_training)
 
 
-def _infer_input_shape(layers) -> tuple:
+def check_dt(dt) -> float:
+    """``dt`` as a float, or a ConfigError unless it is a finite number of ms > 0."""
+    if isinstance(dt, bool) or not isinstance(dt, numbers.Real) or not math.isfinite(dt) or not dt > 0:
+        raise ConfigError(f"dt must be the model's time step in ms (a float > 0), got {dt!r}")
+    return float(dt)
+
+
+def infer_input_shape(layers) -> tuple:
+    """One step's input shape, from the first weight layer's ``in_features`` (Flatten and Dropout may precede it);
+    an ExportError when the model starts with a convolution or pooling, whose input shape it cannot tell."""
     for layer in layers:
         if isinstance(layer, (Linear, DelayedLinear)):
             return (layer.in_features,)
         if isinstance(layer, (Conv2d, AvgPool2d)):
             break
     raise ExportError("cannot tell the input shape of this model (it starts with a convolution or pooling): "
-                      "pass input_shape=(C, H, W)")
+                      "pass input_shape=(C, H, W) (runs trained by `spikelab train` record it)")
 
 
 def _check_neuron(index: int, layer: nn.Module, approximate: bool) -> str | None:
@@ -228,6 +237,9 @@ def _describe(layers, dt: float, input_shape: tuple, approximate: bool = False) 
             weights, bias, shape = _fold(pending, pre.shape)
             weights.layers = tuple(i for i, _ in pending)
             is_readout = isinstance(layer, LeakyIntegrator)
+            if is_readout and index != len(layers) - 1:
+                raise ExportError(f"layer {where} must be the last layer: a leaky integrator's output is a membrane, "
+                                  "which PyNN / SpiNNaker cannot send on; use LIF for hidden layers")
             if not is_readout:
                 n_lif += 1
             name = "readout" if is_readout else f"lif{n_lif}"
@@ -293,7 +305,9 @@ def _affine(layers, shape: tuple):
     bias = bias.reshape(-1)
     columns = []
     for start in range(0, n_in, PROBE_CHUNK):
-        rows = torch.eye(n_in, dtype=torch.float64)[start:start + PROBE_CHUNK]
+        count = min(PROBE_CHUNK, n_in - start)
+        rows = torch.zeros(count, n_in, dtype=torch.float64)
+        rows[torch.arange(count), start + torch.arange(count)] = 1.0
         columns.append((_probe(layers, shape, rows).reshape(len(rows), -1) - bias).T)
     return torch.cat(columns, dim=1).numpy(), bias.numpy(), out_shape
 

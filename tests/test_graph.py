@@ -98,6 +98,8 @@ def test_conv_and_average_pooling_fold_into_one_projection():
      "extend=True"),
     (sl.Sequential(sl.Linear(4, 4), sl.DelayedLinear(4, 3, 2), sl.LIF(), sl.Linear(3, 2), sl.LeakyIntegrator()),
      "only Flatten or Dropout may come before a DelayedLinear"),
+    (sl.Sequential(sl.Linear(4, 3), sl.LeakyIntegrator(), sl.Linear(3, 2), sl.LeakyIntegrator()),
+     "must be the last layer"),
 ])
 def test_what_an_lif_simulator_cannot_run_is_refused_by_name(net, message):
     with pytest.raises(ExportError, match="layer") as error:

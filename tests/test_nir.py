@@ -293,7 +293,7 @@ def test_export_refuses_what_nir_cannot_represent(layer, words):
 def test_export_refuses_delays_max_pooling_and_unknown_input_shape():
     with pytest.raises(ExportError, match=r"layer 0 \(DelayedLinear\).*one delay per synapse"):
         to_nir(sl.Sequential(sl.DelayedLinear(4, 8, max_delay=5), sl.LIF()), dt=1.0)
-    with pytest.raises(ConfigError, match="input_shape="):
+    with pytest.raises(ExportError, match="input_shape="):
         to_nir(sl.Sequential(sl.Conv2d(2, 4, 3), sl.LIF()), dt=1.0)
     with pytest.raises(ExportError, match=r"layer 2 \(MaxPool2d\).*no max pooling"):
         to_nir(sl.Sequential(sl.Conv2d(2, 4, 3), sl.LIF(), sl.MaxPool2d(2)), dt=1.0, input_shape=(2, 8, 8))

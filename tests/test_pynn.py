@@ -183,3 +183,15 @@ def test_standalone_script_maps_on_spinnakers_virtual_board(demo_run, tmp_path):
     assert "Data from a virtual run will be empty" in result.stdout + result.stderr   # it mapped; nothing ran
     assert np.load(tmp_path / "results.npz")["predicted"].shape == (1,)
     assert (work / "reports").is_dir()
+
+
+@pytest.mark.parametrize("dt", [0.1, 0.3])
+def test_time_steps_that_are_not_binary_fractions_stay_exact_on_nest(dt):
+    net = sl.Sequential(*random_lif_net(0, 2, 0), sl.Linear(30, 4), sl.LeakyIntegrator(beta=0.8)).double().eval()
+    x = (torch.rand(40, 3, 40, generator=torch.Generator().manual_seed(0)) < 0.15).double()
+    recorded, out = torch_outputs(net, x)
+    network = Network.from_model(net, dt=dt)
+    got = run_nest(network, x.numpy())
+    for name, (spikes, wrong) in mismatches(network, recorded, got).items():
+        assert spikes > 1000 and wrong == 0, (name, spikes, wrong)
+    np.testing.assert_allclose(got["readout"], out.numpy(), atol=1e-9)

@@ -184,7 +184,7 @@ def test_parameter_groups_keep_their_own_learning_rates():
 
 def test_onecycle_schedule_matches_torch_and_leaves_delay_positions_on_cosine():
     import spikelab as sl
-    from spikelab.training.trainer import cosine_factor
+    from spikelab.training.trainer import cosine_factor, one_cycle_factor
 
     net = sl.Sequential(sl.DelayedLinear(4, 3, max_delay=5), sl.LIF(), sl.Linear(3, 2), sl.LeakyIntegrator())
     epochs = 20
@@ -200,3 +200,4 @@ def test_onecycle_schedule_matches_torch_and_leaves_delay_positions_on_cosine():
         reference.step()
         trainer.optimizer.step()
         trainer.scheduler.step()
+    assert one_cycle_factor(0, 1) == 1.0          # a one-epoch run trains at its base rate

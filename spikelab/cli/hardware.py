@@ -98,11 +98,16 @@ def _finetune_on_grid(run, network, report, args) -> dict:
         config["data_dir"] = str(Path(args.data_dir).resolve())
     config["spinnaker"] = {"max_expected_summed_weight": report.max_expected_summed_weight,
                            "finetuned_from": str(args.run_dir)}
+    if "dataset" not in config:
+        raise ConfigError("--finetune trains on the run's dataset, and this run names none (an imported NIR graph, "
+                          "say): import it again with --dataset NAME")
     train_full = load_split(config, train=True)
-    seed = config["trainer"]["seed"]
-    train_idx, val_idx = stratified_split(train_full.targets, config["val_fraction"], seed)
+    trainer_options = config.get("trainer", {})
+    seed = trainer_options.get("seed", 0)
+    train_idx, val_idx = stratified_split(train_full.targets, config.get("val_fraction", 0.1), seed)
     trainer = Trainer(model, loss=run.loss, lr=args.finetune_lr, epochs=args.finetune, seed=seed,
-                      batch_size=config["trainer"]["batch_size"], out_dir=out, model_name=run.model.run_info["model_name"],
+                      batch_size=trainer_options.get("batch_size", 64), out_dir=out,
+                      model_name=run.model.run_info["model_name"],
                       config={"run": config}, progress=not args.no_progress)
     print(f"\nfine-tuning on the weight grid for {args.finetune} epochs (lr {args.finetune_lr:g}) -> {out}")
     trainer.fit(Subset(train_full, train_idx), Subset(train_full, val_idx))
@@ -192,7 +197,7 @@ def _import_nir(args) -> int:
 
 def _export_pynn_script(args) -> int:
     from spikelab.backends.pynn import write_script
-    from spikelab.backends.spinnaker import check
+    from spikelab.backends.spinnaker import max_expected_summed_weights
     from spikelab.export import load_run, load_test_spikes
 
     run = load_run(args.run_dir)
@@ -204,7 +209,7 @@ def _export_pynn_script(args) -> int:
     _print_approximations(network)
     summed = run.config.get("spinnaker", {}).get("max_expected_summed_weight")   # the grid it was fine-tuned on
     if summed is None:
-        summed = check(network).max_expected_summed_weight
+        summed = max_expected_summed_weights(network)
     paths = write_script(network, args.out, decode=run.loss, inputs=inputs, max_expected_summed_weight=summed)
     print("wrote " + ", ".join(str(p) for p in paths))
     print(f"run it on SpiNNaker: python {paths[0]} --simulator spiNNaker"

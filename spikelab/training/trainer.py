@@ -337,6 +337,8 @@ def one_cycle_factor(epoch: int, epochs: int, peak: float = 5.0, warmup: float =
     """Learning-rate multiplier of a one-cycle schedule stepped per epoch (torch's ``OneCycleLR`` with its defaults,
     ``max_lr = peak * lr``): cosine from ``peak / start_div`` up to ``peak`` over the first ``warmup`` of the
     epochs, then cosine down to ``peak / start_div / final_div``."""
+    if epochs < 2:   # no room for a cycle: the base rate
+        return 1.0
     low, high = peak / start_div, peak
     turn = warmup * epochs - 1
     if epoch <= turn:
