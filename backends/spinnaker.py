@@ -411,7 +411,7 @@ def check(network: Network, neurons_per_core: int = MAX_NEURONS_PER_CORE, max_ex
         if unknown:
             raise ExportError(f"max_expected_summed_weight names no population of the network: {sorted(unknown)}")
         expected.update({k: [float(x) for x in v] for k, v in max_expected_summed_weight.items()})
-    shifts = {name: (ring_buffer_shift(exc), ring_buffer_shift(inh)) for name, (exc, inh) in expected.items()}
+    shifts = ring_buffer_shifts(network, expected)
 
     reports = [PopulationReport(network.input.name, "input", network.input.size, network.input.latency, 1, 1)]
     rows: dict = {}
@@ -524,7 +524,7 @@ def _receptor_report(network: Network, population: Population, receptor: str, sh
     w = np.concatenate(weights) if weights else np.zeros(0)
     scale = weight_scale(shift)
     stored = np.rint(w * scale)
-    quantised = (stored.astype(np.int64) & WEIGHT_MASK) / scale
+    quantised = quantized_magnitudes(w, shift) / scale
     max_w = float(w.max(initial=0.0))
     err = np.abs(w - quantised)
     rel = max_w if max_w > 0 else 1.0

@@ -40,6 +40,7 @@ import torch
 from torch import Tensor, nn
 
 from .training.memory import peak_allocated_bytes
+from .delays import SIGMA_OFFSET
 
 BETA, THRESHOLD, ALPHA, INPUT_RATE, WEIGHT_GAIN = 0.9, 1.0, 2.0, 0.05, 3.0
 GOALS = {"snntorch/spikelab": (">=", 1.5), "spikingjelly/spikelab": (">=", 1.1), "spikelab/floor": ("<=", 1.3)}
@@ -377,7 +378,6 @@ def format_memory_table(result: dict) -> str:
 
 # -- learnable delays: DelayedLinear vs the DCLS package's Dcls1d ---------------------------------------------------
 DELAY_LAYERS = ((140, 256), (256, 256))  # the SHD model's first and second layer (700 channels grouped by 5)
-DCLS_SIG_OFFSET = 0.27                    # Dcls1d's sigma_eff = |SIG| + 0.27
 DELAY_GOALS = {"dcls/spikelab": (">=", 1.0)}
 
 
@@ -395,7 +395,7 @@ def _dcls_layer(layer, version: str):
         dcls.weight.copy_(layer.weight.unsqueeze(-1))
         position = taps // 2 - layer.position.detach()
         dcls.P.copy_((position.round() if version == "max" else position).view_as(dcls.P))
-        dcls.SIG.fill_(0.0 if version == "max" else layer.sigma.item() - DCLS_SIG_OFFSET)
+        dcls.SIG.fill_(0.0 if version == "max" else layer.sigma.item() - SIGMA_OFFSET)   # sigma = |SIG| + 0.27 in both
     dcls.SIG.requires_grad_(False)
     return dcls
 

@@ -173,6 +173,10 @@ class DelayedLinear(nn.Module):
         d = self.position.detach().clamp(0.0, float(self.max_delay))
         return d if self.training else d.round()
 
+    def integer_delays(self) -> Tensor:
+        """The whole-step delays ``(out, in)`` (int64) that evaluation and hardware use, in any mode."""
+        return self.position.detach().clamp(0.0, float(self.max_delay)).round().long()
+
     # -- computation ---------------------------------------------------------------------------------------------
     def kernel(self) -> Tensor:
         """The dense kernel ``(out, in, max_delay + 1)``: Gaussian taps in training mode, one-hot in eval mode."""
@@ -255,7 +259,7 @@ def delay_summary(model: nn.Module, dt: float | None = None) -> list[dict]:
     for name, layer in model.named_modules():
         if not isinstance(layer, DelayedLinear) or layer.max_delay == 0:
             continue
-        delays = layer.position.detach().cpu().double().clamp(0.0, float(layer.max_delay)).round()
+        delays = layer.integer_delays().cpu().double()
         counts = torch.bincount(delays.flatten().long(), minlength=layer.max_delay + 1)
         ordered, n = delays.flatten().sort().values, delays.numel()
         row = {"name": name, "in_features": layer.in_features, "out_features": layer.out_features,

@@ -338,7 +338,7 @@ def _fold(pending, pre_shape: tuple):
                           "which the exporters do not model yet; train with extend=False")
     scale, shift, shape = _per_feature_affine(after, layer.out_features, where)
     weight = layer.weight.detach().double().cpu().numpy() * scale[:, None]
-    delays = layer.position.detach().double().cpu().clamp(0, layer.max_delay).round().numpy().astype(np.int64)
+    delays = layer.integer_delays().cpu().numpy()
     bias = shift + (scale * layer.bias.detach().double().cpu().numpy() if layer.bias is not None else 0.0)
     post, pre = np.nonzero(weight)
     return _sorted_projection("", "", pre, post, weight[post, pre], delays[post, pre], where), bias, shape
