@@ -191,13 +191,15 @@ class DelayedLinear(nn.Module):
         if needs_graph:
             self._cache = None
             return self.kernel()
-        key = (self.training, *((t.data_ptr(), t._version, t.dtype, t.device)
-                                for t in (self.weight, self.position, self.sigma)))
+        # compared by value, so edits through .data (which autograd's version counters miss) are seen too
+        sources = tuple(t.detach() for t in (self.weight, self.position, self.sigma))
         cache = getattr(self, "_cache", None)  # (modules pickled before the cache existed lack it)
-        if cache is None or cache[0] != key:
+        if (cache is None or cache[0] != self.training
+                or not all(a.dtype == b.dtype and a.device == b.device and torch.equal(a, b)
+                           for a, b in zip(cache[1], sources))):
             with torch.no_grad():
-                cache = self._cache = (key, self.kernel())
-        return cache[1]
+                cache = self._cache = (self.training, tuple(t.clone() for t in sources), self.kernel())
+        return cache[2]
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() != 3 or x.shape[-1] != self.in_features:

@@ -129,3 +129,15 @@ def test_kernel_is_cached_only_without_autograd():
             y_t, state = layer.step(x[t], state)
             outs.append(y_t)
         torch.testing.assert_close(torch.stack(outs), layer(x), rtol=1e-5, atol=1e-6)
+
+
+def test_kernel_cache_sees_edits_made_through_data():
+    """Edits through ``.data`` bypass autograd's version counters; the cache compares values, so eval sees them."""
+    layer = DelayedLinear(4, 3, 5).eval()
+    x = torch.rand(10, 2, 4)
+    with torch.no_grad():
+        before = layer(x)
+        layer.weight.data.mul_(2)
+        assert torch.allclose(layer(x), 2 * before)
+        layer.position.data.fill_(0.0)
+        assert torch.allclose(layer(x), torch.einsum("tbi,oi->tbo", x, layer.weight))
