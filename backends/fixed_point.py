@@ -16,10 +16,10 @@ import numpy as np
 
 from spikelab.delays import DelayedLinear
 from spikelab.errors import ExportError
-from spikelab.graph import Network, Population, Projection, simulate
+from spikelab.graph import Network, Population, Projection, delay_matrices, simulate
 from spikelab.layers import Conv2d, Dropout, Flatten, Linear
 
-from .spinnaker import (FRACTION_BITS, WEIGHT_MASK, _receptor_masks, quantized_magnitudes, ring_buffer_shifts,
+from .spinnaker import (FRACTION_BITS, WEIGHT_MASK, quantized_magnitudes, ring_buffer_shifts,
                         weight_scale)
 
 
@@ -33,7 +33,7 @@ def quantize_weights(network: Network, shifts=None) -> Network:
     out = copy.deepcopy(network)
     for projection in out.projections:
         weight = projection.weight.copy()
-        for index, (receptor, sel) in enumerate(_receptor_masks(projection).items()):
+        for index, (receptor, sel) in enumerate(projection.receptor_masks().items()):
             shift = int(shifts[projection.post][index])
             weight[sel] = np.sign(weight[sel]) * quantized_magnitudes(weight[sel], shift) / weight_scale(shift)
         projection.weight = weight
@@ -91,16 +91,11 @@ def fixed_point_parameters(population: Population, dt: float) -> dict[str, np.nd
 def _stored_matrices(projection: Projection, n_pre: int, n_post: int, shifts) -> list[tuple[int, int, np.ndarray]]:
     """``(delay, receptor index, dense (n_post, n_pre) stored-weight matrix as float64 of integers)``."""
     out = []
-    for r_index, (receptor, sel) in enumerate(_receptor_masks(projection).items()):
+    for r_index, (receptor, sel) in enumerate(projection.receptor_masks().items()):
         if not sel.any():
             continue
-        stored = quantized_magnitudes(projection.weight[sel], int(shifts[projection.post][r_index]))
-        delays = projection.delay[sel]
-        for d in np.unique(delays):
-            at = delays == d
-            matrix = np.zeros((n_post, n_pre))
-            np.add.at(matrix, (projection.post_index[sel][at], projection.pre_index[sel][at]), stored[at])
-            out.append((int(d), r_index, matrix))
+        stored = quantized_magnitudes(projection.weight, int(shifts[projection.post][r_index]))
+        out += [(d, r_index, matrix) for d, matrix in delay_matrices(projection, n_pre, n_post, stored, sel)]
     return out
 
 

@@ -72,7 +72,7 @@ def connection_lists(network: Network, projection) -> dict[str, np.ndarray]:
     ``(pre, post)``; a receptor with no synapse is left out."""
     delays = network.simulator_delays(projection) * network.dt
     lists = {}
-    for receptor, sel in (("excitatory", projection.weight > 0), ("inhibitory", projection.weight < 0)):
+    for receptor, sel in projection.receptor_masks().items():
         if sel.any():
             lists[receptor] = np.column_stack([projection.pre_index[sel], projection.post_index[sel],
                                                projection.weight[sel], delays[sel]]).astype(np.float64)

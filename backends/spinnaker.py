@@ -56,7 +56,7 @@ from pathlib import Path
 import numpy as np
 
 from spikelab.errors import ExportError
-from spikelab.graph import Network, Population, Projection, simulate
+from spikelab.graph import Network, Population, Projection, delay_matrices, simulate
 
 #: Most neurons sPyNNaker puts on one core (``POP_TABLE_MAX_ROW_LENGTH``, also its default).
 MAX_NEURONS_PER_CORE = 256
@@ -121,10 +121,6 @@ def max_delay_steps(size: int, neurons_per_core: int = MAX_NEURONS_PER_CORE) -> 
     return (1 + DELAY_EXTENSION_STAGES) * on_core_delay_steps(size, neurons_per_core)
 
 
-def _receptor_masks(projection: Projection):
-    return {"excitatory": projection.weight > 0, "inhibitory": projection.weight < 0}
-
-
 def summed_weights(network: Network) -> dict[str, dict[str, np.ndarray]]:
     """Per population and receptor, each neuron's summed ``|w|`` over its incoming synapses of that sign.
 
@@ -133,7 +129,7 @@ def summed_weights(network: Network) -> dict[str, dict[str, np.ndarray]]:
     """
     sums = {p.name: {r: np.zeros(p.size) for r in RECEPTORS} for p in network.populations[1:]}
     for projection in network.projections:
-        for receptor, sel in _receptor_masks(projection).items():
+        for receptor, sel in projection.receptor_masks().items():
             np.add.at(sums[projection.post][receptor], projection.post_index[sel], np.abs(projection.weight[sel]))
     return sums
 
@@ -156,15 +152,9 @@ def observed_summed_weights(network: Network, spikes) -> dict[str, list[float]]:
         for receptor in RECEPTORS:
             total = np.zeros((steps,) + outputs[population.name].shape[1:])
             for projection in network.incoming(population.name):
-                sel = _receptor_masks(projection)[receptor]
                 pre = outputs[projection.pre]
-                if population.kind == "readout" and projection.pre == population.name:
-                    continue    # a readout has no spikes to feed back
-                for d in np.unique(projection.delay[sel]):
-                    at = sel & (projection.delay == d)
-                    matrix = np.zeros((population.size, pre.shape[-1]))
-                    np.add.at(matrix, (projection.post_index[at], projection.pre_index[at]),
-                              np.abs(projection.weight[at]))
+                for d, matrix in delay_matrices(projection, pre.shape[-1], population.size,
+                                                np.abs(projection.weight), projection.receptor_masks()[receptor]):
                     if d < steps:
                         total[d:] += pre[:steps - d] @ matrix.T
             peaks.append(float(total.max(initial=0.0)))
@@ -447,7 +437,7 @@ def check(network: Network, neurons_per_core: int = MAX_NEURONS_PER_CORE, max_ex
                     f"lower the largest delay (--max-delay, or retrain with shorter delays) to <= {longest} steps, "
                     + hint, population.name))
             n_pre = network.population(projection.pre).size
-            for receptor, sel in _receptor_masks(projection).items():
+            for receptor, sel in projection.receptor_masks().items():
                 length, planned = _row_lengths(projection, sel, delays, npc, n_pre, on_core)
                 rows[(id(projection), receptor)] = planned
                 report.max_row_length = max(report.max_row_length, length)
@@ -519,8 +509,7 @@ def check(network: Network, neurons_per_core: int = MAX_NEURONS_PER_CORE, max_ex
 
 def _receptor_report(network: Network, population: Population, receptor: str, shift: int, expected: float,
                      worst: float) -> ReceptorReport:
-    weights = [p.weight[p.weight > 0] if receptor == "excitatory" else -p.weight[p.weight < 0]
-               for p in network.incoming(population.name)]
+    weights = [np.abs(p.weight[p.receptor_masks()[receptor]]) for p in network.incoming(population.name)]
     w = np.concatenate(weights) if weights else np.zeros(0)
     scale = weight_scale(shift)
     stored = np.rint(w * scale)

@@ -51,19 +51,24 @@ def load_run(run_dir) -> Run:
     return Run(model, float(binning["dt"]), loss, config, tuple(shape) if shape else None)
 
 
+def load_split(config: dict, train: bool):
+    """One split of a run's dataset (``config``: the run's options), binned as the run was trained."""
+    from spikelab.datasets import load_dataset
+
+    return load_dataset(config["dataset"], config["data_dir"], train=train, skip_bad=config.get("skip_bad", False),
+                        **config["binning"])
+
+
 def load_test_spikes(run: Run, data_dir=None, limit: int | None = None, train: bool = False):
     """The run's test split (or training split) as float64 spikes ``(T, N, ...)`` and labels ``(N,)``: the first
     ``limit`` samples, or all."""
-    from spikelab.datasets import load_dataset
-
     config = dict(run.config)
     if "dataset" not in config:
         raise ExportError("this run names no dataset to read test spikes from (an imported NIR graph, say): "
                           "import it again with --dataset NAME")
     if data_dir is not None:
         config["data_dir"] = str(data_dir)
-    dataset = load_dataset(config["dataset"], config["data_dir"], train=train, skip_bad=config.get("skip_bad", False),
-                           **config["binning"])
+    dataset = load_split(config, train)
     count = len(dataset) if limit is None else min(limit, len(dataset))
     frames, labels = zip(*(dataset[i] for i in range(count)))
     x = torch.stack(frames, 1).double()

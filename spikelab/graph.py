@@ -120,6 +120,11 @@ class Projection:
     def recurrent(self) -> bool:
         return self.pre == self.post
 
+    def receptor_masks(self) -> dict[str, np.ndarray]:
+        """Which synapses a PyNN projection of each receptor carries: positive weights ``"excitatory"``, negative
+        ``"inhibitory"`` (PyNN and sPyNNaker need one sign per projection)."""
+        return {"excitatory": self.weight > 0, "inhibitory": self.weight < 0}
+
 
 @dataclass
 class Network:
@@ -372,9 +377,9 @@ def simulate(network: Network, spikes) -> dict[str, np.ndarray]:
         recurrent = []
         for projection in network.incoming(population.name):
             if projection.recurrent:
-                recurrent += _delay_matrices(projection, n, n)
+                recurrent += delay_matrices(projection, n, n)
                 continue
-            for d, matrix in _delay_matrices(projection, out[projection.pre].shape[-1], n):
+            for d, matrix in delay_matrices(projection, out[projection.pre].shape[-1], n):
                 if d < steps:
                     feed[d:] += out[projection.pre][:steps - d] @ matrix.T
         v, s = np.zeros((batch, n)), np.zeros((batch, n))
@@ -389,12 +394,16 @@ def simulate(network: Network, spikes) -> dict[str, np.ndarray]:
     return out
 
 
-def _delay_matrices(projection: Projection, n_pre: int, n_post: int) -> list[tuple[int, np.ndarray]]:
-    """The projection as dense ``(n_post, n_pre)`` weight matrices, one per distinct delay."""
+def delay_matrices(projection: Projection, n_pre: int, n_post: int, weight=None,
+                   select=None) -> list[tuple[int, np.ndarray]]:
+    """The projection as dense ``(n_post, n_pre)`` weight matrices, one per distinct delay: of ``weight`` (default
+    the projection's, one value per synapse) over the synapses in the mask ``select`` (default all)."""
+    weight = projection.weight if weight is None else weight
+    select = np.ones(projection.size, dtype=bool) if select is None else select
     matrices = []
-    for d in np.unique(projection.delay):
-        sel = projection.delay == d
+    for d in np.unique(projection.delay[select]):
+        at = select & (projection.delay == d)
         matrix = np.zeros((n_post, n_pre))
-        np.add.at(matrix, (projection.post_index[sel], projection.pre_index[sel]), projection.weight[sel])
+        np.add.at(matrix, (projection.post_index[at], projection.pre_index[at]), weight[at])
         matrices.append((int(d), matrix))
     return matrices

@@ -8,7 +8,6 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from .common import EPILOG, add_run_dir_argument
-from .training import load_split
 
 
 def add_commands(commands) -> None:
@@ -78,12 +77,15 @@ def _export_spinnaker(args) -> int:
 
 def _finetune_on_grid(run, network, report, args) -> dict:
     """Fine-tune a copy of the run with every weight on SpiNNaker's grid; a new run folder, baked weights."""
+    import copy
+
     from torch.utils.data import Subset
 
     from spikelab.backends.fixed_point import weight_grids
     from spikelab.datasets import stratified_split
+    from spikelab.export import load_split
     from spikelab.spec import spec_of
-    from spikelab.training import Trainer, load, load_checkpoint, save_checkpoint
+    from spikelab.training import Trainer, load_checkpoint, save_checkpoint
     from spikelab.training.weight_grid import bake, put_on_grid
 
     if args.out is None:
@@ -92,7 +94,7 @@ def _finetune_on_grid(run, network, report, args) -> dict:
     if (out / "last.pt").exists():
         raise ConfigError(f"{out} already holds a run; choose another --out")
     grids = weight_grids(network, run.model, report.shifts)
-    model = put_on_grid(load(args.run_dir).train(), grids)
+    model = put_on_grid(copy.deepcopy(run.model).float().train(), grids)   # load_run gave a float64 copy
     config = dict(run.config)
     if args.data_dir is not None:
         config["data_dir"] = str(Path(args.data_dir).resolve())

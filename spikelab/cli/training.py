@@ -228,19 +228,13 @@ def _run_config(args) -> dict:
     }
 
 
-def load_split(config: dict, train: bool):
-    from spikelab.datasets import load_dataset
-
-    return load_dataset(config["dataset"], config["data_dir"], train=train, skip_bad=config["skip_bad"],
-                        **config["binning"])
-
-
 def train(args) -> int:
     import torch
     from torch.utils.data import Subset
 
     from spikelab.datasets import stratified_split
     from spikelab.delays import DelayedLinear, delay_param_groups
+    from spikelab.export import load_split
     from spikelab.models import build_model
     from spikelab.training import Trainer, load_checkpoint
 
@@ -319,6 +313,7 @@ def _print_evaluation(result: dict) -> None:
 
 
 def evaluate(args) -> int:
+    from spikelab.export import load_split
     from spikelab.training import Trainer, load
 
     model = load(args.checkpoint)
