@@ -102,6 +102,7 @@ from spikelab.errors import ConfigError, CorruptFileError, ExportError
 from spikelab.graph import check_dt, infer_input_shape
 from spikelab.layers import (AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, Linear, MaxPool2d,
                              Sequential)
+from spikelab.neurons.base import Neuron
 from spikelab.neurons.lif import LIF, LeakyIntegrator, RecurrentLIF
 
 BETA_CONVENTIONS = ("exact", "euler")
@@ -148,9 +149,8 @@ def _check_exportable(where: str, layer: nn.Module) -> None:
     if isinstance(layer, _EXPORTABLE) and not isinstance(layer, RecurrentLIF) \
             and getattr(layer, "reset", None) != "none":
         return
-    if hasattr(layer, "spike_mode"):
-        reason = (f"{type(layer).__name__}'s membrane is not an LIF membrane (a max-plus log-sum-exp update with "
-                  "a soft spike), so no NIR neuron runs it; retrain with --neuron lif")
+    if isinstance(layer, Neuron) and not isinstance(layer, (LIF, LeakyIntegrator)):
+        reason = _not_lif_reason(layer) or f"spikelab's NIR export does not know {type(layer).__name__} yet"
     elif isinstance(layer, DelayedLinear):
         reason = ("it has one delay per synapse, and NIR's Delay node delays whole channels (one delay per "
                   "input), so per-synapse delays have no NIR form; train without delays (--no-delays) to export")
@@ -164,6 +164,15 @@ def _check_exportable(where: str, layer: nn.Module) -> None:
         reason = ("NIR export knows spikelab's Linear, Conv2d, AvgPool2d, Flatten, Dropout, BatchNorm1d/2d, "
                   "LIF and LeakyIntegrator only")
     raise ExportError(f"cannot export {where} to NIR: {reason}")
+
+
+def _not_lif_reason(layer: Neuron) -> str | None:
+    """Why a neuron layer has no LIF equivalent (its own words), or None when it has one."""
+    try:
+        layer.as_lif()
+    except ExportError as error:
+        return str(error)
+    return None
 
 
 def _layers(model: nn.Module, prefix: str = ""):

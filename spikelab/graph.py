@@ -49,7 +49,8 @@ from torch import nn
 from .delays import DelayedLinear
 from .errors import ConfigError, ExportError
 from .layers import AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, Linear, MaxPool2d
-from .neurons import LIF, LeakyIntegrator, RecurrentLIF
+from .neurons import RecurrentLIF
+from .neurons.base import LIFDescription, Neuron
 
 #: Layers whose per-step map is affine: folded into the projection that ends at the next neuron layer.
 AFFINE_LAYERS = (Linear, Conv2d, AvgPool2d, BatchNorm1d, BatchNorm2d, Flatten, Dropout)
@@ -199,28 +200,27 @@ def infer_input_shape(layers) -> tuple:
                       "pass input_shape=(C, H, W) (runs trained by `spikelab train` record it)")
 
 
-def _check_neuron(index: int, layer: nn.Module, approximate: bool) -> str | None:
-    """Refuse a neuron layer an LIF simulator cannot run; returns the approximation made, if any."""
+def _lif_description(index: int, layer: Neuron, approximate: bool) -> tuple[LIFDescription, str | None]:
+    """The layer as an LIF simulator runs it, or an ExportError; returns the approximation made, if any."""
     name = f"layer {index} ({type(layer).__name__})"
-    if hasattr(layer, "spike_mode"):
-        raise ExportError(f"{name}: an UltraLIF-family membrane is a log-sum-exp, not an LIF membrane, so PyNN and "
-                          "SpiNNaker cannot run it; retrain with --neuron lif")
-    if isinstance(layer, LIF) and layer.reset == "subtract" and approximate:
-        return f"{name}: reset='subtract' runs as a zero reset (spikes will differ from the model's)"
-    if isinstance(layer, LIF) and layer.reset != "zero":
-        fix = " (or ask for an approximation: approximate=True, CLI --approximate)" if layer.reset == "subtract" else ""
-        raise ExportError(f"{name}: reset={layer.reset!r} has no PyNN / SpiNNaker equivalent (their neurons reset "
+    try:
+        lif = layer.as_lif()
+    except ExportError as error:
+        raise ExportError(f"{name}: {error}") from None
+    if lif.reset == "subtract" and approximate:
+        return lif._replace(reset="zero"), f"{name}: reset='subtract' runs as a zero reset (spikes will differ from the model's)"
+    if lif.kind == "lif" and lif.reset != "zero":
+        fix = " (or ask for an approximation: approximate=True, CLI --approximate)" if lif.reset == "subtract" else ""
+        raise ExportError(f"{name}: reset={lif.reset!r} has no PyNN / SpiNNaker equivalent (their neurons reset "
                           f"to a value); retrain with --reset zero{fix}")
-    return None
+    return lif, None
 
 
-def _neuron_arrays(layer: nn.Module, size: int):
-    decay = layer._decay()       # the exact float when fixed (layer.beta would round it to float32)
+def _neuron_arrays(lif: LIFDescription, size: int):
+    decay = lif.beta
     decay = decay.detach().double().cpu().numpy() if isinstance(decay, torch.Tensor) else decay
     beta = np.broadcast_to(np.asarray(decay, dtype=np.float64), (size,)).copy()
-    if isinstance(layer, LeakyIntegrator):
-        return beta, np.full(size, np.inf), 0
-    return beta, np.full(size, float(layer.threshold)), layer.refractory_steps
+    return beta, np.full(size, float(lif.threshold)), lif.refractory_steps
 
 
 def _describe(layers, dt: float, input_shape: tuple, approximate: bool = False) -> Network:
@@ -231,8 +231,8 @@ def _describe(layers, dt: float, input_shape: tuple, approximate: bool = False) 
     n_lif = 0
     for index, layer in enumerate(layers):
         where = f"{index}: {type(layer).__name__}"
-        if isinstance(layer, (LIF, LeakyIntegrator)) or hasattr(layer, "spike_mode"):
-            approximation = _check_neuron(index, layer, approximate)
+        if isinstance(layer, Neuron):
+            lif, approximation = _lif_description(index, layer, approximate)
             if approximation:
                 approximations.append(approximation)
             if not pending:
@@ -241,7 +241,7 @@ def _describe(layers, dt: float, input_shape: tuple, approximate: bool = False) 
             pre = populations[-1]
             weights, bias, shape = _fold(pending, pre.shape)
             weights.layers = tuple(i for i, _ in pending)
-            is_readout = isinstance(layer, LeakyIntegrator)
+            is_readout = lif.kind == "readout"
             if is_readout and index != len(layers) - 1:
                 raise ExportError(f"layer {where} must be the last layer: a leaky integrator's output is a membrane, "
                                   "which PyNN / SpiNNaker cannot send on; use LIF for hidden layers")
@@ -249,7 +249,7 @@ def _describe(layers, dt: float, input_shape: tuple, approximate: bool = False) 
                 n_lif += 1
             name = "readout" if is_readout else f"lif{n_lif}"
             size = math.prod(shape)
-            beta, threshold, refractory = _neuron_arrays(layer, size)
+            beta, threshold, refractory = _neuron_arrays(lif, size)
             post = Population(name, "readout" if is_readout else "lif", shape, beta, threshold, bias,
                               refractory, pre.latency + 1, where, index)
             weights.pre, weights.post = pre.name, name

@@ -5,6 +5,8 @@ from contextlib import contextmanager
 
 from torch import nn
 
+from .neurons.base import Neuron
+
 
 @contextmanager
 def record(model: nn.Module):
@@ -18,7 +20,7 @@ def record(model: nn.Module):
         ...     net(x)
         >>> rec["1"]["spikes"].shape        # layer "1" of a Sequential
     """
-    layers = {name: m for name, m in model.named_modules() if hasattr(m, "record")}
+    layers = {name: m for name, m in model.named_modules() if isinstance(m, Neuron)}
     recordings: dict = {}
     previous = {name: layer.record for name, layer in layers.items()}
     hooks = []

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from spikelab.errors import ConfigError
+from spikelab.neurons.base import LIFDescription, Neuron
 from spikelab.spec import configurable
 from spikelab.functional.lif import (LIFParameters, LIFState, check_parameters, leaky_integrate,
                                      leaky_integrate_step, lif_sequence, lif_step)
@@ -39,7 +40,7 @@ def _feature_shape(features) -> tuple[int, ...]:
     return tuple(features)
 
 
-class _Leaky(nn.Module):
+class _Leaky(Neuron):
     """The decay ``beta`` of a layer: a fixed float, or learnable as ``sigmoid(beta_logit)`` (per layer or neuron)."""
 
     def __init__(self, beta: float, learn_beta, features):
@@ -48,8 +49,6 @@ class _Leaky(nn.Module):
             raise ConfigError(f"learn_beta must be False, 'layer' or 'neuron', got {learn_beta!r}")
         if isinstance(beta, bool) or not isinstance(beta, numbers.Real) or not 0 <= beta < 1:
             raise ConfigError(f"beta must be a float in [0, 1), got {beta!r}")
-        self.record = False               # when True, forward keeps its outputs in self.recorded
-        self.recorded: dict | None = None
         self.learn_beta = learn_beta
         self.beta_fixed = float(beta) if learn_beta is False else None
         if learn_beta is False:
@@ -67,20 +66,17 @@ class _Leaky(nn.Module):
     @property
     def beta(self) -> Tensor:
         """The effective decay per step: the fixed value, or ``sigmoid(beta_logit)`` (always inside (0, 1))."""
-        decay = self._decay()
+        decay = self.decay()
         return decay if isinstance(decay, Tensor) else torch.tensor(decay)
 
-    def _decay(self) -> float | Tensor:
-        """``beta`` as the functional API takes it: the fixed float (device-free), or the learnable tensor."""
+    def decay(self) -> float | Tensor:
+        """``beta`` as the functional API takes it: the exact fixed float (device-free; ``beta`` would round it to
+        float32), or the learnable tensor."""
         return self.beta_fixed if self.learn_beta is False else torch.sigmoid(self.beta_logit)
 
     def _beta_repr(self) -> str:
         beta = self.beta
         return f"beta={beta.item():.4g}" if beta.dim() == 0 else f"beta=<{tuple(beta.shape)}>"
-
-    def _keep(self, **recorded: Tensor) -> None:
-        if self.record:
-            self.recorded = {name: t.detach() for name, t in recorded.items()}
 
 
 @configurable
@@ -130,8 +126,6 @@ class LIF(_Leaky):
         >>> s_t, state = lif.step(x[0])             # one step from rest
     """
 
-    spiking = True  # its output is spikes: counted by spike-rate metrics and the sparsity penalty
-
     def __init__(self, beta: float = 0.9, threshold: float = 1.0, reset: str = "zero", refractory_steps: int = 0,
                  surrogate: str = "atan", slope: float | None = None, learn_beta=False, features=None,
                  detach_reset: bool = True):
@@ -142,8 +136,11 @@ class LIF(_Leaky):
 
     def lif_parameters(self) -> LIFParameters:
         """This layer's :class:`LIFParameters` (``beta``: the fixed float, or the effective learnable tensor)."""
-        return LIFParameters(self._decay(), self.threshold, self.reset, self.refractory_steps, self.surrogate,
+        return LIFParameters(self.decay(), self.threshold, self.reset, self.refractory_steps, self.surrogate,
                              self.slope, self.detach_reset)
+
+    def as_lif(self) -> LIFDescription:
+        return LIFDescription("lif", self.decay(), self.threshold, self.reset, self.refractory_steps)
 
     def forward(self, x: Tensor, state: LIFState | None = None, return_state: bool = False):
         spikes, v = lif_sequence(x, self.lif_parameters(), state)
@@ -242,16 +239,21 @@ class LeakyIntegrator(_Leaky):
         >>> v = readout(torch.rand(100, 8, 10))         # (T, B, classes)
     """
 
+    spiking = False
+
     def __init__(self, beta: float = 0.9, learn_beta=False, features=None):
         super().__init__(beta, learn_beta, features)
 
+    def as_lif(self) -> LIFDescription:
+        return LIFDescription("readout", self.decay(), math.inf, "none", 0)
+
     def forward(self, x: Tensor, state: Tensor | None = None) -> Tensor:
-        v = leaky_integrate(x, self._decay(), state)
+        v = leaky_integrate(x, self.decay(), state)
         self._keep(v=v)
         return v
 
     def step(self, x_t: Tensor, state: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        v = leaky_integrate_step(x_t, state, self._decay())
+        v = leaky_integrate_step(x_t, state, self.decay())
         return v, v
 
     def extra_repr(self) -> str:

@@ -32,7 +32,8 @@ import numbers
 import torch
 from torch import Tensor, nn
 
-from spikelab.errors import ConfigError
+from spikelab.errors import ConfigError, ExportError
+from spikelab.neurons.base import LIFDescription, Neuron
 from spikelab.spec import configurable
 from spikelab.functional.ultralif import (UltraState, fire, ultra_diffusive_membrane, ultra_membrane)
 
@@ -53,16 +54,13 @@ def _real(name: str, value, positive: bool = False) -> float:
     return float(value)
 
 
-class _Ultra(nn.Module):
+class _Ultra(Neuron):
     """Shared machinery: eps / tau parameters, the clamp, the sequence loop, recording and spike mode."""
 
-    spiking = True
     diffusive = False
 
     def __init__(self, tau: float | None, threshold: float, eps: float, learn_eps: bool, learn_tau: bool):
         super().__init__()
-        self.record = False               # when True, forward keeps its outputs in self.recorded
-        self.recorded: dict | None = None
         self.spike_mode = "soft"
         self.threshold = _real("threshold", threshold)
         eps = _real("eps", eps, positive=True)
@@ -152,9 +150,12 @@ class _Ultra(nn.Module):
             vs.append(v)
         spikes = torch.stack(spikes) if spikes else x.new_empty(x.shape)
         if self.record:
-            v = torch.stack(vs) if vs else x.new_empty(x.shape)
-            self.recorded = {"spikes": spikes.detach(), "v": v.detach()}
+            self._keep(spikes=spikes, v=torch.stack(vs) if vs else x.new_empty(x.shape))
         return (spikes, state) if return_state else spikes
+
+    def as_lif(self) -> LIFDescription:
+        raise ExportError(f"{type(self).__name__}: an UltraLIF-family membrane is a max-plus log-sum-exp, not an LIF "
+                          "membrane, so PyNN, SpiNNaker and NIR cannot run it; retrain with --neuron lif")
 
     def step(self, x_t: Tensor, state: UltraState | None = None) -> tuple[Tensor, UltraState]:
         """Advance one step ``(B, ...features)``: ``(s_t, UltraState(v after reset))``."""

@@ -1,6 +1,6 @@
 """How much a network spikes while it runs: spike rates and synaptic operations.
 
-A neuron layer whose class sets ``spiking = True`` counts as spiking; its output's mean is its spike
+A :class:`~spikelab.neurons.base.Neuron` whose class sets ``spiking = True`` counts as spiking; its output's mean is its spike
 rate (for soft spikes in (0, 1), the mean soft spike). A synaptic operation is one nonzero input
 reaching one target through a weight: a ``Linear`` layer costs ``nonzero inputs x out_features``, a
 ``Conv2d`` ``nonzero inputs x out_channels x kernel area / stride area`` (each input pixel feeds
@@ -13,6 +13,8 @@ from contextlib import contextmanager
 
 import torch
 from torch import nn
+
+from ..neurons.base import Neuron
 
 
 def _fan_out(layer: nn.Module) -> float:
@@ -54,7 +56,7 @@ def monitor_activity(model: nn.Module):
         activity.samples += args[0].shape[1]
 
     for module in model.modules():
-        if getattr(module, "spiking", False):
+        if isinstance(module, Neuron) and module.spiking:
             hooks.append(module.register_forward_hook(count_spikes))
         elif isinstance(module, (nn.Linear, nn.Conv2d)):
             hooks.append(module.register_forward_hook(count_synops))
