@@ -14,7 +14,7 @@ module          what is there
                 :func:`load`
 ``training``    :func:`add_training_noise`: noise-aware training hooks
 ``sweep``       accuracy against each non-ideality, tables and plots
-``liquid``      :class:`RandomLiquid`: a liquid state machine whose weights are random RRAM conductances
+``liquid``      :func:`random_liquid`: a liquid state machine whose weights are random RRAM conductances
 ==============  ====================================================================================================
 
 Example::
@@ -29,7 +29,11 @@ from .array import CrossbarArray
 from .convert import (CrossbarConv2d, CrossbarDelayedLinear, CrossbarLinear, arrays, convert, load, register_synapse,
                       reseed, save, set_time, synapse_layers)
 from .device import PCM, PRESETS, RRAM, Device, Periphery, preset
+from .liquid import firing_rates, fit_readout, random_liquid, readout_accuracy
+from .sweep import SWEEPS, plot_sweeps, run_sweep
+from .training import add_training_noise
 
 __all__ = ["Device", "Periphery", "PCM", "RRAM", "PRESETS", "preset", "CrossbarArray", "convert", "set_time", "reseed",
            "save", "load", "arrays", "register_synapse", "synapse_layers", "CrossbarLinear", "CrossbarConv2d",
-           "CrossbarDelayedLinear"]
+           "CrossbarDelayedLinear", "add_training_noise", "random_liquid", "firing_rates", "fit_readout",
+           "readout_accuracy", "SWEEPS", "run_sweep", "plot_sweeps"]

@@ -9,7 +9,9 @@ compensation) are derived from them and refreshed whenever the clock has moved b
 ``log(t + t0)``: a change of at most 1e-4 in any conductance.
 
 Reads draw fresh read noise and output noise for every sample and every call (every time step of a spiking
-network) from the array's own generator, seeded from the conversion seed (``reseed`` restarts it).
+network) from the array's own generator, seeded from the conversion seed (``reseed`` restarts it). Without a DAC
+the inputs must be spikes; the first read of an array checks them (a layer that gets non-spikes gets them from
+its first call on, and checking every read would cost a pass over the input each time).
 """
 from __future__ import annotations
 
@@ -78,6 +80,7 @@ class CrossbarArray(nn.Module):
         self.register_buffer("reference", torch.zeros((), dtype=torch.float64))
         self._derived = None
         self._rng = None
+        self._inputs_checked = False   # the first read checks that the inputs are spikes (a later one costs a pass)
         self.reference.fill_(self._difference(self._conductances(0.0)).abs().sum())
 
     def _form(self, out: int, rows: int, fraction: float) -> dict:
@@ -161,10 +164,13 @@ class CrossbarArray(nn.Module):
             if p.adc_bits is not None:
                 bounds = (tile.adc_max_bounds(diff, self.row_edges, self.column_edges) if p.adc_bound == "max"
                           else torch.full_like(self.tile_scale, float(p.adc_bound)))
-                derived.update(d=diff.to(where, dtype), scale=per_row_tile.to(where, dtype),
+                def tiles(matrix):     # contiguous row tiles: each read multiplies a whole block
+                    return [matrix[:, r0:r1].contiguous().to(where, dtype) for r0, r1 in self.row_edges]
+
+                derived.update(d_tiles=tiles(diff), scale=per_row_tile.to(where, dtype),
                                bounds=bounds.repeat_interleave(
                                    torch.tensor([b - a for a, b in self.column_edges]), 1).to(where, dtype),
-                               d_variance=None if variance is None else variance.to(where, dtype))
+                               variance_tiles=None if variance is None else tiles(variance))
         self._derived = derived
         return derived
 
@@ -181,12 +187,14 @@ class CrossbarArray(nn.Module):
         p = self.periphery
         scale_in = None
         if p.dac_bits is None:
-            if bool(((x != 0) & (x != 1)).any()):
+            if not self._inputs_checked and bool(((x != 0) & (x != 1)).any()):
                 raise ExportError(
                     "a crossbar without DAC reads spikes (0 or 1) only, and this layer's input has other values "
                     "(event counts, soft spikes of Ultra neurons, pooled or normalised activity): switch Ultra "
                     "neurons to hard spikes (sl.set_spike_mode(model, 'hard')), train on binary spikes, or give the "
                     "periphery a DAC (Periphery(dac_bits=8))")
+            if not self._inputs_checked:
+                self._inputs_checked = True
             squared = x
         else:
             x, scale_in = tile.dac(x, p.dac_bits)
@@ -197,7 +205,8 @@ class CrossbarArray(nn.Module):
         if p.adc_bits is None:
             y = tile.read(x, derived["weight"], derived["variance"], derived["out_std"], rng, squared)
         else:
-            y = tile.read_tiles(x, derived["d"], derived["d_variance"], p.out_noise, derived["scale"], self.row_edges,
+            y = tile.read_tiles(x, derived["d_tiles"], derived["variance_tiles"], p.out_noise, derived["scale"],
+                                self.row_edges,
                                 p.adc_bits, derived["bounds"], rng, squared)
         return y if scale_in is None else y * scale_in
 

@@ -168,7 +168,10 @@ def synapse_converter(module: nn.Module) -> Callable | None:
 
 
 def synapse_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """``(name, layer)`` of every synapse layer in ``model`` (outermost first; none nested inside another)."""
+    """``(name, layer)`` of every synapse layer in ``model`` (outermost first; none nested inside another); the
+    model itself is ``("", model)`` when it is one."""
+    if synapse_converter(model) is not None:
+        return [("", model)]
     found = []
 
     def walk(module, prefix):
@@ -224,8 +227,12 @@ def convert(model: nn.Module, device: Device | None = None, periphery: Periphery
         def make_array(matrix, _key=path):
             return CrossbarArray(matrix.detach(), device, periphery, seed=seed, key=_key)
 
+        replacement = synapse_converter(layer)(layer, make_array, dt)
+        if not path:                                   # the model is one synapse layer
+            converted = replacement.eval()
+            break
         parent, name = _parent(converted, path)
-        setattr(parent, name, synapse_converter(layer)(layer, make_array, dt))
+        setattr(parent, name, replacement)
     converted.crossbar = {"device": device.to_dict(), "periphery": periphery.to_dict(), "seed": int(seed),
                           "dt": dt}
     return converted

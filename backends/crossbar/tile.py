@@ -191,15 +191,16 @@ def read(x: Tensor, weight: Tensor, variance: Tensor | None, out_std: Tensor | N
     return y
 
 
-def read_tiles(x: Tensor, d: Tensor, variance: Tensor | None, out_noise: float, scale: Tensor, row_edges,
-               bits: int, bounds: Tensor, rng: torch.Generator | None, squared: Tensor | None = None) -> Tensor:
-    """One read through per-tile ADCs: ``sum_r ADC(u_r) * w_max_r`` (module docstring). ``d`` and ``variance``
-    ``(out, rows)`` in full-scale-cell units, ``scale`` and ``bounds`` ``(row tiles, out)``."""
+def read_tiles(x: Tensor, d_tiles: list[Tensor], variance_tiles: list[Tensor] | None, out_noise: float,
+               scale: Tensor, row_edges, bits: int, bounds: Tensor, rng: torch.Generator | None,
+               squared: Tensor | None = None) -> Tensor:
+    """One read through per-tile ADCs: ``sum_r ADC(u_r) * w_max_r`` (module docstring). ``d_tiles[r]`` and
+    ``variance_tiles[r]`` are row tile ``r`` of ``d`` and ``v`` ``(out, tile rows)`` in full-scale-cell units,
+    ``scale`` and ``bounds`` ``(row tiles, out)``."""
     y = None
     for r, (r0, r1) in enumerate(row_edges):
-        part_squared = None if squared is None else squared[:, r0:r1]
-        u = read(x[:, r0:r1], d[:, r0:r1], None if variance is None else variance[:, r0:r1],
-                 out_noise if out_noise > 0 else None, rng, part_squared)
-        part = adc(u, bits, bounds[r]) * scale[r]
-        y = part if y is None else y + part
+        u = read(x[:, r0:r1], d_tiles[r], None if variance_tiles is None else variance_tiles[r],
+                 out_noise if out_noise > 0 else None, rng, None if squared is None else squared[:, r0:r1])
+        part = adc(u, bits, bounds[r]).mul_(scale[r])
+        y = part if y is None else y.add_(part)
     return y

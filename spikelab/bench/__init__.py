@@ -7,13 +7,15 @@ module          what it measures
 ``lif``         LIF training speed vs snnTorch, SpikingJelly and the matrix-multiply floor
 ``memory``      peak activation memory of one training step, BPTT vs SLTT vs SLTT-K
 ``delays``      ``DelayedLinear`` vs the DCLS authors' ``Dcls1d``: speed, memory, agreement
+``crossbar``    simulated crossbar inference vs the plain layer (and aihwkit when installed)
 ==============  ==================================================================================================
 
 Each ``run_*`` function returns a JSON-serialisable dict and prints nothing; ``format_*`` turns it into a table.
 """
+from .crossbar import format_crossbar_table, run_crossbar_benchmark
 from .delays import format_delays_table, run_delays_benchmark
 from .lif import format_lif_table, run_lif_benchmark
 from .memory import format_memory_table, run_memory_benchmark
 
 __all__ = ["run_lif_benchmark", "format_lif_table", "run_memory_benchmark", "format_memory_table",
-           "run_delays_benchmark", "format_delays_table"]
+           "run_delays_benchmark", "format_delays_table", "run_crossbar_benchmark", "format_crossbar_table"]

@@ -1,4 +1,5 @@
-"""``spikelab export`` and ``import``: trained runs on NEST, SpiNNaker and NIR, and NIR graphs as runs."""
+"""``spikelab export`` and ``import``: trained runs on NEST, SpiNNaker, NIR and simulated crossbars, and NIR graphs
+as runs."""
 from __future__ import annotations
 
 import json
@@ -219,6 +220,102 @@ def _export_pynn_script(args) -> int:
     return 0
 
 
+def _export_crossbar(args) -> int:
+    """Test accuracy of a run on simulated crossbars: the preset, one day later, and each sweep."""
+    from tqdm import tqdm
+
+    from spikelab.backends import crossbar
+    from spikelab.export import load_run, load_test_spikes, predictions
+    from spikelab.neurons import set_spike_mode
+
+    if args.seeds < 1:
+        raise ConfigError(f"--seeds must be at least 1, got {args.seeds}")
+    run = load_run(args.run_dir)
+    set_spike_mode(run.model, "hard")           # Ultra neurons deploy binary spikes; LIF models are unaffected
+    x, y = load_test_spikes(run, args.data_dir, args.limit)
+    changes = {key: getattr(args, key) for key in ("levels",) if getattr(args, key) is not None}
+    device = crossbar.preset(args.preset, **changes)
+    periphery = crossbar.Periphery.ideal() if args.preset == "ideal" else crossbar.Periphery()
+    if args.adc_bits is not None:
+        periphery = periphery.replace(adc_bits=args.adc_bits or None)
+
+    def predict(output):
+        return predictions(run, output.numpy())
+
+    seeds = range(args.seeds)
+    sweeps = ["noise", "drift", "levels", "adc"] if "all" in (args.sweep or []) else list(dict.fromkeys(args.sweep or []))
+    total = 2 * len(seeds) + sum(len(crossbar.SWEEPS[kind][1]) for kind in sweeps) * len(seeds)
+    with tqdm(total=total, desc="crossbar", unit="chip", disable=args.no_progress) as bar:
+        float_accuracy = crossbar.sweep.accuracy(run.model, x, y, predict)
+        result = {"run": str(args.run_dir), "samples": int(x.shape[1]), "float_accuracy": float_accuracy,
+                  "device": device.to_dict(), "periphery": periphery.to_dict(), "seeds": list(seeds)}
+        for label, seconds in (("programmed", 0.0), ("one_day", 86400.0)):
+            accuracies = []
+            for seed in seeds:
+                accuracies.append(crossbar.sweep.chip_accuracy(run.model, x, y, predict, device, periphery, seconds,
+                                                               seed, run.dt))
+                bar.update()
+            result[label] = crossbar.sweep.summarize_accuracies(accuracies)
+        result["sweeps"] = [crossbar.run_sweep(run.model, x, y, predict, kind, device, periphery, seeds, run.dt,
+                                               progress=bar.update) for kind in sweeps]
+    if sweeps:
+        out = Path(args.out) if args.out else _run_folder(args.run_dir) / f"crossbar-{args.preset}.png"
+        crossbar.plot_sweeps(result["sweeps"], float_accuracy, out,
+                             title=f"{args.run_dir} on {args.preset} crossbars ({x.shape[1]} test samples, "
+                                   f"{len(seeds)} seed(s) per point)")
+        result["plot"] = str(out)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"{args.run_dir}: {x.shape[1]} test samples of {run.config['dataset']}, T = {x.shape[0]} steps of "
+          f"{run.dt:g} ms, on simulated {args.preset} crossbars ({len(seeds)} programmed chip(s) per point)")
+    print(f"device: {device}\nperiphery: {periphery}")
+    print(f"accuracy: float {float_accuracy:.4f}; crossbar after programming {_spread(result['programmed'])}, "
+          f"one day later {_spread(result['one_day'])}")
+    for sweep in result["sweeps"]:
+        print("\n" + crossbar.sweep.format_sweep(sweep, float_accuracy))
+    if sweeps:
+        print(f"\nplot: {result['plot']}")
+    return 0
+
+
+def _spread(summary: dict) -> str:
+    return f"{summary['mean']:.4f}" + (f" +- {summary['std']:.4f}" if len(summary["accuracies"]) > 1 else "")
+
+
+def _run_folder(path) -> Path:
+    path = Path(path)
+    return path if path.is_dir() else path.parent
+
+
+def _add_crossbar_export_parser(targets) -> None:
+    from spikelab.backends.crossbar import PRESETS, SWEEPS
+
+    parser = targets.add_parser(
+        "crossbar", help="test accuracy with every synapse on simulated resistive-memory crossbars",
+        description="Program the run's synapses onto simulated crossbar tiles (conductance pairs, noise, drift, "
+                    "ADC) and measure test accuracy beside the float model's, after programming, one day later, and "
+                    "against each non-ideality (--sweep, plotted as a PNG).")
+    add_run_dir_argument(parser)
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="rram",
+                        help="device: rram (Wan 2022 NeuRRAM fits, 40 uS; default), pcm (aihwkit's PCM model, 25 uS, "
+                             "drift), ideal (every non-ideality off, also in the periphery)")
+    parser.add_argument("--sweep", action="append", choices=(*SWEEPS, "all"),
+                        help="vary one non-ideality, the rest at the preset (repeatable): noise (x the preset's "
+                             "programming and read noise), drift (time since programming), levels (conductance "
+                             "levels), adc (ADC bits), all")
+    parser.add_argument("--seeds", type=int, default=3, help="programmed chips per point, their spread reported (default 3)")
+    parser.add_argument("--levels", type=int, default=None, help="conductance levels per cell (default: continuous)")
+    parser.add_argument("--adc-bits", type=int, default=None, help="ADC bits per tile column (default 9; 0: ideal ADC)")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N test samples (default: all)")
+    parser.add_argument("--out", default=None, metavar="FILE.png",
+                        help="where to save the sweep plot (default RUN_DIR/crossbar-PRESET.png)")
+    parser.add_argument("--data-dir", default=None, help="where the run's dataset is, if not where it was trained")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(run=_export_crossbar)
+
+
 def _add_export_parser(commands) -> None:
     export = commands.add_parser("export", help="run or describe a trained network on other simulators and hardware",
                                  description="Export a trained run (a folder from `spikelab train`).", epilog=EPILOG)
@@ -278,6 +375,8 @@ def _add_export_parser(commands) -> None:
     script.add_argument("--samples", type=int, default=10,
                         help="test samples to write as inputs.npz (default 10; 0: none)")
     script.set_defaults(run=_export_pynn_script)
+
+    _add_crossbar_export_parser(targets)
 
 
 def _add_import_parser(commands) -> None:

@@ -133,6 +133,11 @@ def _add_train_parser(commands):
                             "--lr and down for the weights, cosine for the delay positions, as published)")
     train.add_argument("--weight-decay", type=float, help="L2 weight decay (default 0; shd-delays 1e-5)")
     train.add_argument("--grad-clip", type=float, default=None, help="clip the gradient norm (default: off)")
+    train.add_argument("--train-noise", choices=("pcm", "rram"), default=None,
+                       help="noise-aware training: the crossbar device's programming noise in every forward pass "
+                            "(bptt mode; gradients unchanged), so the net keeps its accuracy when programmed")
+    train.add_argument("--train-noise-scale", type=float, default=1.0,
+                       help="multiplies --train-noise's noise (default 1)")
     train.add_argument("--sparsity", type=float, default=0.0,
                        help="add SPARSITY x mean spike rate to the loss (bptt mode; default 0)")
     run = parser.add_argument_group("run")
@@ -164,6 +169,9 @@ def _fill_defaults(args) -> None:
         args.channel_group = published.get("channel_group")
     if args.model != "shd-delays" and (args.fixed_delays or args.no_delays):
         raise ConfigError("--fixed-delays and --no-delays apply to --model shd-delays only")
+    if args.train_noise is not None and args.mode != "bptt":
+        raise ConfigError(f"--train-noise draws one chip's noise per forward pass of the whole sequence: use --mode "
+                          f"bptt (got {args.mode})")
 
 
 def _binning(args) -> dict:
@@ -221,6 +229,8 @@ def _run_config(args) -> dict:
         "dataset": args.dataset, "data_dir": str(Path(args.data_dir).resolve()), "binning": _binning(args),
         "skip_bad": args.skip_bad, "val_fraction": args.val_fraction, "position_lr": args.position_lr,
         "model": args.model, "model_options": model_options,
+        "train_noise": None if args.train_noise is None else {"preset": args.train_noise,
+                                                              "scale": args.train_noise_scale},
         "trainer": dict(loss=args.loss, mode=args.mode, sltt_k=args.sltt_k if args.mode == "sltt-k" else None,
                         optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay,
                         scheduler=args.scheduler, epochs=args.epochs, batch_size=args.batch_size,
@@ -263,6 +273,8 @@ def train(args) -> int:
     if any(isinstance(m, DelayedLinear) for m in model.modules()):  # delays get their own learning rate
         groups = delay_param_groups(model, lr=trainer_options["lr"], position_lr=config["position_lr"],
                                     weight_decay=trainer_options["weight_decay"])
+    if config.get("train_noise"):
+        _add_training_noise(model, config["train_noise"])
     trainer = Trainer(model, device=args.device, out_dir=out, model_name=config["model"], progress=not args.no_progress,
                       config={"run": config}, param_groups=groups, **trainer_options)
     print(f"training {config['model']} on {config['dataset']}: {len(train_idx)} train / {len(val_idx)} validation / "
@@ -280,6 +292,13 @@ def train(args) -> int:
     _print_evaluation(result)
     print(f"done in {time.perf_counter() - started:.1f} s; run folder {out}")
     return 0
+
+
+def _add_training_noise(model, options: dict) -> None:
+    from spikelab.backends import crossbar
+
+    crossbar.add_training_noise(model, crossbar.preset(options["preset"]), scale=options["scale"])
+    print(f"noise-aware training: {options['preset']} programming noise x {options['scale']:g} in every forward pass")
 
 
 def _evaluate_test(trainer, test_set) -> dict:
