@@ -20,11 +20,13 @@ __version__ = "0.1.0"
 __all__ = ["graph", "Neuron", "LIF", "RecurrentLIF", "LeakyIntegrator", "UltraLIF", "UltraPLIF", "UltraDLIF", "UltraDPLIF",
            "set_spike_mode", "DelayedLinear", "delay_param_groups", "set_epoch", "clamp_parameters", "Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "BatchNorm1d",
            "BatchNorm2d", "Dropout", "Flatten", "Sequential", "Trainer", "load", "record", "plot_raster",
-           "plot_membrane", "plot_training_curve", "build_model", "functional", "spec", "SpikelabError", "datasets"]
+           "plot_membrane", "plot_training_curve", "build_model", "functional", "spec", "SpikelabError", "datasets", "crossbar"]
 
 
 def __getattr__(name):
     # spikelab.datasets imports tonic (slow); load it on first use only
     if name == "datasets":
         return importlib.import_module(".datasets", __name__)
+    if name == "crossbar":   # sl.crossbar: the simulated crossbar backend (spikelab.backends.crossbar)
+        return importlib.import_module(".backends.crossbar", __name__)
     raise AttributeError(f"module 'spikelab' has no attribute {name!r}")
