@@ -328,7 +328,7 @@ def test_accuracy_falls_monotonically_with_noise_on_a_trained_net():
     float_accuracy = crossbar.sweep.accuracy(net, x_test, y_test, predict)
     assert float_accuracy > 0.9
     sweep = crossbar.run_sweep(net, x_test, y_test, predict, "noise", crossbar.RRAM(), crossbar.Periphery.ideal(),
-                               seeds=(0, 1), values=(0.0, 3.0, 10.0, 30.0))
+                               seeds=(0, 1), values=(0.0, 3.0, 10.0, 30.0, 100.0))
     means = [p["mean"] for p in sweep["points"]]
     assert means[0] == pytest.approx(float_accuracy, abs=0.01)
     assert all(a >= b for a, b in zip(means, means[1:])), means
