@@ -122,6 +122,9 @@ class DelayedLinear(nn.Module):
         12.27
     """
 
+    # fallbacks for modules pickled before the rounded phase existed: they were trained with Gaussian taps to the end
+    round_fraction, straight_through = 0.0, False
+
     def __init__(self, in_features: int, out_features: int, max_delay: int, bias: bool = False,
                  extend: bool = False, sigma_init: float | None = None, sigma_final: float = 0.5,
                  sigma_fraction: float = 0.25, round_fraction: float = 0.5, learn_delays: bool = True):

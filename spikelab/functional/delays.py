@@ -7,8 +7,10 @@ delay, normalised so that the taps sum to the weight::
     g[o, i, k] = exp(-((k - d[o, i]) / sigma)^2 / 2)
     K[o, i, k] = w[o, i] * g[o, i, k] / sum_k g[o, i, k]             # sum_k K[o, i, k] == w[o, i]
 
-With ``sigma == 0`` the tap is one-hot at ``round(d)`` (an exact integer delay; no gradient to ``d``). The layer
-output is the causal temporal convolution (zero input before ``t = 0``)::
+With ``sigma == 0`` the tap is one-hot at ``round(d)`` (an exact integer delay; no gradient to ``d``). The
+straight-through kernel (``delay_kernel(..., straight_through=True)``) is that one-hot tap forward and, backward, the
+Gaussian's gradient to the delay taken at ``round(d)``: training on the integer delays that evaluation runs. The
+layer output is the causal temporal convolution (zero input before ``t = 0``)::
 
     y[t, b, o] = sum_i sum_k K[o, i, k] * x[t - k, b, i]
 
@@ -54,6 +56,11 @@ def _taps(taps: int, position: Tensor) -> Tensor:
     return torch.arange(taps, dtype=position.dtype, device=position.device).view(taps, 1, 1)
 
 
+def _one_hot(weight: Tensor, rounded: Tensor, taps: int) -> Tensor:
+    """``K[k, i, o] = w[o, i] * [k == rounded[o, i]]`` ``(taps, in, out)``: whole-step delays ``rounded``."""
+    return (_taps(taps, rounded) == rounded.t()).to(weight.dtype) * weight.t()
+
+
 def _gaussian_softmax(centre: Tensor, sigma: float, taps: int) -> Tensor:
     """``s[k, i, o] = softmax_k(-((k - centre[o, i]) / sigma)^2 / 2)`` ``(taps, in, out)``, underflow-safe."""
     z = (_taps(taps, centre) - centre.t().contiguous()).div_(sigma)
@@ -61,8 +68,8 @@ def _gaussian_softmax(centre: Tensor, sigma: float, taps: int) -> Tensor:
 
 
 def _position_grad(grad: Tensor, s: Tensor, sw: Tensor, weight: Tensor, centre: Tensor, sigma: float) -> Tensor:
-    """Gradient to the tap centre of the Gaussian taps ``w * s`` given the kernel's gradient ``grad`` and
-    ``sw = sum_k grad * s`` (both tap-major): ``w / sigma * sum_k s (grad - sw) (k - centre) / sigma``, ``(out, in)``."""
+    """Gradient ``(out, in)`` to the tap centres of the Gaussian taps ``w * s``, from the kernel's gradient ``grad``
+    and ``sw = sum_k grad * s`` (both tap-major): ``w / sigma * sum_k s (grad - sw) (k - centre) / sigma``."""
     t = (grad - sw).mul_(s).mul_(_taps(s.shape[0], centre) - centre.t().contiguous())
     return (t.sum(0) * weight.t()).t() / (sigma * sigma)
 
@@ -113,7 +120,7 @@ class _RoundedTaps(torch.autograd.Function):
         rounded = position.detach().round().clamp(0, taps - 1)
         ctx.save_for_backward(weight, rounded)
         ctx.sigma = sigma
-        return (_taps(taps, rounded) == rounded.t()).to(weight.dtype) * weight.t()
+        return _one_hot(weight, rounded, taps)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
@@ -159,8 +166,7 @@ def delay_kernel(weight: Tensor, position: Tensor, sigma: float | Tensor, max_de
                           f"got {sigma!r}")
     taps = max_delay + 1
     if sigma == 0 or max_delay == 0:
-        rounded = position.detach().round().clamp(0, max_delay)
-        return ((_taps(taps, rounded) == rounded.t()).to(weight.dtype) * weight.t()).permute(2, 1, 0)
+        return _one_hot(weight, position.detach().round().clamp(0, max_delay), taps).permute(2, 1, 0)
     taps_function = _RoundedTaps if straight_through else _GaussianTaps
     return taps_function.apply(weight, position, sigma, taps).permute(2, 1, 0)
 
