@@ -1,13 +1,17 @@
 """Cross-check of the crossbar's noise statistics against aihwkit's PCM and Wan 2022 models (optional extra
-``crossbar-check``: ``pip install --no-deps aihwkit==1.1.0 protobuf``; skipped where aihwkit is not installed)."""
+``crossbar-check`` plus ``pip install --no-deps aihwkit==1.1.0``; skipped where aihwkit is not installed, failed
+under ``SPIKELAB_REQUIRE_ALL=1``)."""
 import pytest
 import torch
 
+from parts import need
 from spikelab.backends import crossbar
 from spikelab.backends.crossbar import tile
 
-aihwkit_pcm = pytest.importorskip("aihwkit.inference.noise.pcm")
-aihwkit_reram = pytest.importorskip("aihwkit.inference.noise.reram")
+INSTALL = "pip install -e '.[crossbar-check]' && pip install --no-deps aihwkit==1.1.0"
+aihwkit_pcm = need("aihwkit.inference.noise.pcm", INSTALL)
+aihwkit_reram = need("aihwkit.inference.noise.reram", INSTALL)
+pytestmark = pytest.mark.crossbar_check
 
 CELLS = 1_000_000
 

@@ -24,9 +24,9 @@ new layer type needs nothing when it applies its matrices through ``nn.Linear`` 
 a converter: ``register_synapse(MyLayer, lambda layer, make_array: MyCrossbarLayer(...))``, where
 ``make_array(matrix)`` returns a programmed :class:`~.array.CrossbarArray` for an ``(out, rows)`` matrix.
 
-The simulated clock: ``set_time(model, seconds)`` sets the time since programming of every array; with ``dt``
-given to :func:`convert`, each forward call of ``T`` steps moves it on by ``T * dt``, so drift and retention follow
-simulated time.
+The simulated clock: ``set_time(model, seconds)`` sets the time since programming of every array; with a time step
+``dt`` (the model's own, or given to :func:`convert`), each forward call of ``T`` steps moves it on by ``T * dt``, so
+drift and retention follow simulated time.
 """
 from __future__ import annotations
 
@@ -197,7 +197,8 @@ def convert(model: nn.Module, device: Device | None = None, periphery: Periphery
         seed: seeds programming, faults, drift exponents and the read noise; the same seed gives the same chip
             and the same outputs.
         dt: time step in ms; each forward call of ``T`` steps then moves the crossbar clock on by ``T * dt``
-            (default None: the clock moves only by :func:`set_time`).
+            (default: the model's own ``dt``, as ``sl.Sequential`` carries it; a model without one moves the
+            clock only by :func:`set_time`).
 
     Returns:
         The converted model, in eval mode, with ``crossbar`` (device, periphery, seed, dt as plain data) set on it.
@@ -216,6 +217,7 @@ def convert(model: nn.Module, device: Device | None = None, periphery: Periphery
     periphery = periphery if periphery is not None else Periphery()
     if not isinstance(device, Device) or not isinstance(periphery, Periphery):
         raise ExportError("convert needs device=a crossbar Device (e.g. crossbar.RRAM()) and periphery=a Periphery")
+    dt = getattr(model, "dt", None) if dt is None else dt
     if dt is not None and not dt > 0:
         raise ExportError(f"dt must be a positive number of ms, got {dt!r}")
     converted = copy.deepcopy(model).eval()
