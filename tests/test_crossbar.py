@@ -2,13 +2,14 @@
 saving, noise-aware training hooks, the random liquid, and accuracy against noise on a trained net."""
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 import spikelab as sl
 from spikelab.backends import crossbar
-from spikelab.backends.crossbar import noise, tile
+from spikelab.backends.crossbar import _kernels, noise, tile
 from spikelab.errors import ConfigError, ExportError
 
 IDEAL = (crossbar.Device.ideal(), crossbar.Periphery.ideal())
@@ -101,21 +102,77 @@ def test_published_values_of_the_noise_models():
     assert middle == pytest.approx((0.701 + 0.782) / 2)
 
 
-def test_read_noise_in_output_space_equals_resampling_every_cell():
-    """y + sqrt(x^2 . V) N has the distribution of x @ W_read with every cell read afresh: same mean and spread."""
+@pytest.mark.parametrize("backend", ["numba", "torch"])
+def test_read_noise_in_output_space_equals_resampling_every_cell(backend):
+    """y + sqrt(x^2 . V + out_std^2) N has the distribution of x @ W_read with every cell read afresh plus the
+    output noise: same mean and spread, with either backend."""
     layer = sl.Linear(64, 6, bias=False).eval()
     device = crossbar.Device.ideal(g_max=40.0).replace(read_noise=0.05)
-    chip = crossbar.convert(layer, device, crossbar.Periphery.ideal(), seed=2)
+    chip = crossbar.convert(layer, device, crossbar.Periphery.ideal().replace(out_noise=0.02), seed=2, backend=backend)
     x = spikes(1, 64, rate=0.5, seed=4).expand(20000, 64)
     with torch.no_grad():
         ours = chip(x)
         g = chip.array.conductances()                                # (2, out, rows), µS
         draws = g[None] * (1 + 0.05 * torch.randn(20000, *g.shape, dtype=torch.float64))
-        w = (draws[:, 0] - draws[:, 1]) / 40.0 * chip.array.tile_scale.item()
-        theirs = torch.einsum("nr,nor->no", x[:1].double().expand(20000, 64), w)
+        scale = chip.array.tile_scale.item()
+        w = (draws[:, 0] - draws[:, 1]) / 40.0 * scale
+        theirs = torch.einsum("nr,nor->no", x[:1].double().expand(20000, 64), w) \
+            + 0.02 * scale * torch.randn(20000, 6, dtype=torch.float64)
     assert torch.allclose(ours.mean(0).double(), theirs.mean(0), atol=3 * theirs.std(0).max().item() / 100)
     ratio = ours.std(0).double() / theirs.std(0)
     assert torch.all((ratio - 1).abs() < 0.04), ratio
+
+
+@pytest.mark.parametrize("adc_bits", [None, 6])
+def test_compiled_read_is_the_reference_arithmetic_on_its_own_normals(adc_bits):
+    """The numba read computes tile.noisy_adc_sum (variances by a second matrix product) given the normals of its
+    counter-based stream, read after read; and with the noise off both backends agree bit for bit (float32)."""
+    torch.manual_seed(3)
+    layer = sl.Linear(300, 20, bias=False)
+    periphery = crossbar.Periphery(tile_rows=128, adc_bits=adc_bits, adc_bound=2.0, out_noise=0.05)
+    chip = crossbar.convert(layer, crossbar.RRAM(read_noise=0.03), periphery, seed=1, backend="numba")
+    array = chip.array
+    x = spikes(50, 300, rate=0.1).double()
+    with torch.no_grad():
+        reads = [array(x), array(x)]
+        d = array._derive(torch.float64, torch.device("cpu"))
+        u = tile.partial_sums(x, d["blocks"], d["edges"])
+        variance = tile.partial_sums(x, d["variance"], d["edges"])
+    words = u.shape[0] * u.shape[1] * ((u.shape[2] + 1) // 2)
+    z = np.empty(4 * words)
+    _kernels.fill_normals(z, np.uint64(tile.stream_key(1, "", "read")), 0)
+    normals = torch.from_numpy(z).reshape(2, *u.shape[:2], -1)[..., :u.shape[2]]
+    for read, normal in zip(reads, normals):
+        expected = tile.noisy_adc_sum(u, variance, d["out_std"], d["step"], d["scale"], d["top"], normal)
+        assert (read - expected).abs().max() < 1e-9
+    assert (reads[0] - reads[1]).abs().max() > 0.01                 # fresh noise at every read
+    quiet = crossbar.Periphery(tile_rows=128, adc_bits=adc_bits or 5, adc_bound=2.0, out_noise=0.0)
+    numba_chip, torch_chip = (crossbar.convert(layer, crossbar.RRAM(read_noise=0.0), quiet, seed=1, backend=b)
+                              for b in ("numba", "torch"))
+    with torch.no_grad():
+        assert torch.equal(numba_chip(x.float()), torch_chip(x.float()))
+
+
+def test_counter_based_normals_are_standard_normal_and_seekable():
+    n = 2_000_000
+    z = np.empty(n)
+    _kernels.fill_normals(z, np.uint64(12345), 0)
+    t = torch.from_numpy(z)
+    assert abs(t.mean().item()) < 0.003 and abs(t.std().item() - 1) < 0.003
+    assert abs((t ** 4).mean().item() - 3) < 0.03                   # normal kurtosis
+    ks = (torch.special.ndtr(t.sort().values) - torch.arange(1, n + 1, dtype=torch.float64) / n).abs().max().item()
+    assert ks < 1.63 / math.sqrt(n)                                  # Kolmogorov-Smirnov at the 1 % level
+    for c in (1.0, 3.0, _kernels.R_TAIL):                            # the tail beyond r comes from the slow path
+        expected = 2 * torch.special.ndtr(torch.tensor(-c, dtype=torch.float64)).item()
+        observed = (t.abs() > c).double().mean().item()
+        assert abs(observed - expected) < 4 * math.sqrt(expected / n), (c, observed, expected)
+    assert abs(torch.corrcoef(torch.stack([t[0::2], t[1::2]]))[0, 1].item()) < 0.004   # the two halves of a word
+    assert abs(torch.corrcoef(torch.stack([t[:-2], t[2:]]))[0, 1].item()) < 0.004
+    part = np.empty(1000)
+    _kernels.fill_normals(part, np.uint64(12345), 5000)              # word 5000 on: normals 10000 on
+    assert np.array_equal(part, z[10000:11000])
+    assert _kernels.ziggurat_layers(128)[0] == pytest.approx(3.442619855899, abs=1e-11)   # Marsaglia and Tsang
+    assert _kernels.ziggurat_layers(256)[0] == pytest.approx(3.6541528853610088, abs=1e-12)   # numpy
 
 
 def test_same_seed_same_chip_and_outputs_other_seed_other_chip():
@@ -198,12 +255,13 @@ def test_adc_output_lies_on_its_grid_and_clips_at_its_bound():
     x = spikes(200, 600, rate=0.5)
     array = chip.array
     d = array._derive(torch.float64, torch.device("cpu"))
-    step = 2 * 3.0 / (2 ** 4 - 2)
+    step, top = tile.adc_grid(4, 3.0)
+    assert (step, top) == (2 * 3.0 / (2 ** 4 - 2), 7)
     with torch.no_grad():
-        parts = [x[:, r0:r1].double() @ block.t() for (r0, r1), block in zip(array.row_edges, d["d_tiles"])]
-        expected = sum(tile.adc(u, 4, 3.0) * array.tile_scale[r, 0] for r, u in enumerate(parts))
+        parts = [x[:, r0:r1].double() @ block.t() for (r0, r1), block in zip(array.row_edges, d["blocks"])]
+        expected = sum(tile.adc(u, step, top) * array.tile_scale[r, 0] for r, u in enumerate(parts))
         assert torch.allclose(chip(x).double(), expected, atol=1e-6)
-        codes = [(tile.adc(u, 4, 3.0) / step) for u in parts]
+        codes = [(tile.adc(u, step, top) / step) for u in parts]
     assert all(torch.allclose(c, c.round()) and c.abs().max() <= 7 for c in codes)
     assert any((u.abs() > 3.0).any() for u in parts)                 # some partial sums were clipped
 

@@ -1,11 +1,15 @@
-"""Cross-check of the crossbar's noise statistics against aihwkit's PCM and Wan 2022 models (optional extra
+"""Cross-check of the crossbar's noise statistics against aihwkit's PCM and Wan 2022 models, and a small
+`spikelab bench crossbar` with its aihwkit variants (optional extra
 ``crossbar-check`` plus ``pip install --no-deps aihwkit==1.1.0``; skipped where aihwkit is not installed, failed
 under ``SPIKELAB_REQUIRE_ALL=1``)."""
+import json
+
 import pytest
 import torch
 
 from parts import need
 from spikelab.backends import crossbar
+from spikelab.bench import format_crossbar_table, run_crossbar_benchmark
 from spikelab.backends.crossbar import tile
 
 INSTALL = "pip install -e '.[crossbar-check]' && pip install --no-deps aihwkit==1.1.0"
@@ -64,3 +68,22 @@ def test_wan2022_one_day_spread_matches_aihwkit():
     theirs = model.apply_drift_noise_to_conductance(target.float(), target.float(), 86400.0).double()
     ratio = _binned_std(ours - target, target, g_max) / _binned_std(theirs - target, target, g_max)
     assert torch.all((ratio - 1).abs() < 0.02), ratio
+
+
+def test_small_crossbar_benchmark_times_every_variant_and_aihwkit(capsys):
+    result = run_crossbar_benchmark(rounds=2, warmup=1, threads=1, batch=2, steps=4, in_features=600,
+                                    out_features=8)
+    assert capsys.readouterr().out == "" and not result["missing"]
+    json.dumps(result)                                   # serialisable for `spikelab bench crossbar --json`
+    variants = result["variants"]
+    assert {"plain", "ideal", "noise+adc", "noise+adc-torch", "read-noise", "read-noise-torch", "plain-steps",
+            "noise+adc-steps", "read-noise-steps", "resample", "aihwkit", "aihwkit-perfect"} <= set(variants)
+    for v in variants.values():
+        assert len(v["times_ms"]) == 2 and v["iqr_ms"][0] <= v["median_ms"] <= v["iqr_ms"][1]
+        assert v["cpu_median_ms"] >= 0
+    bases = {name: "plain-steps" if name.endswith("-steps") else "plain" for name in variants}
+    assert set(result["ratios"]) == set(result["cpu_ratios"]) == {f"{name}/{base}" for name, base in bases.items()
+                                                                  if name != base}
+    assert len(result["goals"]) == 3
+    table = format_crossbar_table(result)
+    assert all(name in table for name in variants) and table.count("goal ") == 3 and "CPU ratio" in table

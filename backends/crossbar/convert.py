@@ -63,7 +63,10 @@ class CrossbarLinear(_Synapse):
     step ``(B, in)``), output ``(..., out)``."""
 
     def forward(self, x: Tensor) -> Tensor:
-        y = self.array(x.reshape(-1, x.shape[-1])).reshape(*x.shape[:-1], self.array.out_features)
+        if x.dim() == 2:      # one step of a batch: no reshaping
+            y = self.array(x)
+        else:
+            y = self.array(x.reshape(-1, x.shape[-1])).reshape(*x.shape[:-1], self.array.out_features)
         self._tick(x.shape[0] if x.dim() >= 3 else 1)
         return y if self.bias is None else y + self.bias
 
@@ -187,7 +190,7 @@ def synapse_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 
 def convert(model: nn.Module, device: Device | None = None, periphery: Periphery | None = None, seed: int = 0,
-            dt: float | None = None) -> nn.Module:
+            dt: float | None = None, backend: str = "auto") -> nn.Module:
     r"""A copy of ``model`` with every synapse layer programmed onto simulated crossbar tiles.
 
     Args:
@@ -199,9 +202,12 @@ def convert(model: nn.Module, device: Device | None = None, periphery: Periphery
         dt: time step in ms; each forward call of ``T`` steps then moves the crossbar clock on by ``T * dt``
             (default: the model's own ``dt``, as ``sl.Sequential`` carries it; a model without one moves the
             clock only by :func:`set_time`).
+        backend: how the arrays compute their reads: ``"auto"`` (compiled on the CPU, tensor operations
+            elsewhere), ``"numba"`` or ``"torch"`` (:class:`~.array.CrossbarArray`).
 
     Returns:
-        The converted model, in eval mode, with ``crossbar`` (device, periphery, seed, dt as plain data) set on it.
+        The converted model, in eval mode, with ``crossbar`` (device, periphery, seed, dt, backend as plain data)
+        set on it.
 
     Example::
 
@@ -227,7 +233,7 @@ def convert(model: nn.Module, device: Device | None = None, periphery: Periphery
                           "crossbar")
     for path, layer in layers:
         def make_array(matrix, _key=path):
-            return CrossbarArray(matrix.detach(), device, periphery, seed=seed, key=_key)
+            return CrossbarArray(matrix.detach(), device, periphery, seed=seed, key=_key, backend=backend)
 
         replacement = synapse_converter(layer)(layer, make_array, dt)
         if not path:                                   # the model is one synapse layer
@@ -236,7 +242,7 @@ def convert(model: nn.Module, device: Device | None = None, periphery: Periphery
         parent, name = _parent(converted, path)
         setattr(parent, name, replacement)
     converted.crossbar = {"device": device.to_dict(), "periphery": periphery.to_dict(), "seed": int(seed),
-                          "dt": dt}
+                          "dt": dt, "backend": backend}
     return converted
 
 
@@ -300,7 +306,8 @@ def load(path) -> nn.Module:
     if info is None or checkpoint["model_spec"] is None:
         raise CheckpointError(f"{path} is a spikelab checkpoint but not a crossbar one (write it with crossbar.save)")
     model = convert(build(checkpoint["model_spec"]), Device.from_dict(info["device"]),
-                    Periphery.from_dict(info["periphery"]), seed=info["seed"], dt=info["dt"])
+                    Periphery.from_dict(info["periphery"]), seed=info["seed"], dt=info["dt"],
+                    backend=info.get("backend", "auto"))
     try:
         model.load_state_dict(checkpoint["model_state"])
     except RuntimeError as error:

@@ -118,6 +118,8 @@ def retention_sigma(model: str, g_target: Tensor, g_prog: Tensor, g_now: Tensor,
     if model == "pcm":
         return pcm_accumulated_sigma(g_prog, g_now, g_max, t)
     if model == "wan2022":
+        if t <= min(WAN2022):      # the first fit is the programming spread itself: nothing gathered yet
+            return torch.zeros_like(g_target)
         extra = wan2022_sigma(g_target, t, g_max).square() - wan2022_sigma(g_target, 1.0, g_max).square()
         return extra.clamp(min=0.0).sqrt()
     raise ValueError(f"unknown retention model {model!r}; known: {', '.join(RETENTION_MODELS)}")

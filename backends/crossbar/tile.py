@@ -8,15 +8,19 @@ A weight matrix ``W`` (out, rows) is cut into tiles of ``tile_rows x tile_column
 
 ``levels`` quantise ``(G - g_min) / (g_max - g_min)`` to ``round(. (levels - 1)) / (levels - 1)``.
 
-A read of inputs ``x`` (N, rows) gives, per row tile ``r``, the analog column sums (units of one full-scale cell)::
+A read of inputs ``x`` (N, rows) gives, per row tile ``r``, the analog column sums (units of one full-scale cell)
+with their noise, digitised by the tile's ADC and scaled back; the tiles add up digitally::
 
-    u_r = x_r @ d_r^T + sqrt(x_r^2 @ v_r^T) * N(0, 1) + out_noise * N(0, 1),   v = read_noise^2 (G+^2 + G-^2) / (g_max - g_min)^2
+    u_r = x_r @ d_r^T + sqrt(x_r^2 @ v_r^T + out_noise^2) * N(0, 1),      v = read_noise^2 (G+^2 + G-^2) / (g_max - g_min)^2
     y   = sum_r ADC(u_r) * w_max_r,          ADC(u) = clip(round(u / q), -(2^(b-1) - 1), 2^(b-1) - 1) * q,  q = 2 bound / (2^b - 2)
 
 The read noise term is exact per cell: a fresh ``G (1 + read_noise N)`` for every cell, sample and step gives
 column sums with exactly this normal distribution, drawn here in output space (one extra matrix product, not one
-random number per cell). Without an ADC the row tiles add up before any rounding, so the whole read is one matrix
-product with ``W_eff = d * w_max`` (and the variances scaled by ``w_max^2``).
+random number per cell), and the output noise joins it in the same normal (the sum of two independent normals).
+Without an ADC the row tiles add up before any rounding, so the whole read is one matrix product with
+``W_eff = d * w_max`` (the variances scaled by ``w_max^2``, the output noise of the row tiles added in quadrature).
+:func:`partial_sums` and :func:`noisy_adc_sum` compute a read with torch operations; ``_kernels.noisy_adc_sum`` is
+the same arithmetic in one compiled pass (CPU), tested against them.
 
 First-order IR drop along a column of ``n`` rows (row 0 farthest from the sense amplifier, wire resistance
 ``r_w`` between neighbouring cells): with ideal cell currents, the column wire at row ``i`` sits at
@@ -37,11 +41,16 @@ from torch import Tensor
 from .noise import pcm_drift, programming_sigma, retention_sigma
 
 
-def generator(seed: int, *keys, device="cpu") -> torch.Generator:
-    """A generator seeded by ``seed`` and ``keys``: one independent stream per array and per kind of draw, so that
-    switching one non-ideality on or off leaves the random numbers of the others unchanged."""
+def stream_key(seed: int, *keys) -> int:
+    """A 64-bit key for the random stream ``(seed, *keys)``: one independent stream per array and per kind of draw,
+    so that switching one non-ideality on or off leaves the random numbers of the others unchanged."""
     digest = hashlib.sha256(repr((int(seed),) + keys).encode()).digest()
-    return torch.Generator(device=device).manual_seed(int.from_bytes(digest[:8], "little") & (2 ** 63 - 1))
+    return int.from_bytes(digest[:8], "little")
+
+
+def generator(seed: int, *keys, device="cpu") -> torch.Generator:
+    """A torch generator on the stream ``(seed, *keys)`` (:func:`stream_key`)."""
+    return torch.Generator(device=device).manual_seed(stream_key(seed, *keys) & (2 ** 63 - 1))
 
 
 def normal(shape, seed: int, *keys) -> Tensor:
@@ -153,11 +162,14 @@ def ir_drop(g: Tensor, row_edges, wire_resistance: float) -> Tensor:
     return torch.cat(parts, -1)
 
 
-def adc(u: Tensor, bits: int, bound: Tensor | float) -> Tensor:
-    """``clip(round(u / q), -(2^(bits-1) - 1), 2^(bits-1) - 1) * q`` with ``q = 2 bound / (2^bits - 2)``: a signed
-    ADC of ``2^bits - 1`` codes spanning ``[-bound, bound]``, zero exact."""
-    step = 2 * bound / (2 ** bits - 2)
-    top = 2 ** (bits - 1) - 1
+def adc_grid(bits: int, bound: Tensor | float) -> tuple[Tensor | float, int]:
+    """``(step, top)`` of a signed ``bits``-bit ADC spanning ``[-bound, bound]``: ``2^bits - 1`` codes
+    ``-top .. top`` of width ``step = 2 bound / (2^bits - 2)``, zero exact."""
+    return 2 * bound / (2 ** bits - 2), 2 ** (bits - 1) - 1
+
+
+def adc(u: Tensor, step: Tensor | float, top: int) -> Tensor:
+    """``clip(round(u / step), -top, top) * step``: what the ADC of :func:`adc_grid` reads for ``u``."""
     return torch.round(u / step).clamp(-top, top) * step
 
 
@@ -178,29 +190,37 @@ def adc_max_bounds(d: Tensor, row_edges, column_edges) -> Tensor:
                           for c0, c1 in column_edges] for r0, r1 in row_edges], dtype=torch.float64)
 
 
-def read(x: Tensor, weight: Tensor, variance: Tensor | None, out_std: Tensor | None, rng: torch.Generator | None,
-         squared: Tensor | None = None) -> Tensor:
-    """One read without ADC: ``x @ W^T + sqrt(x^2 @ V^T) N + out_std N`` (``x`` (N, rows), ``W``, ``V`` (out, rows),
-    ``out_std`` (out,)). ``squared`` is ``x^2`` when the caller has it (spikes: ``x`` itself)."""
-    y = x @ weight.t()
-    if variance is not None:
-        spread = ((x * x if squared is None else squared) @ variance.t()).sqrt_()
-        y = y + spread * torch.randn(y.shape, generator=rng, dtype=y.dtype, device=y.device)
+def partial_sums(x: Tensor, blocks: list[Tensor], row_edges) -> Tensor:
+    """The analog column sums of every row tile: ``u[r] = x[:, r0:r1] @ blocks[r]^T`` ``(R, N, out)`` for inputs
+    ``x`` ``(N, rows)`` and ``blocks[r]`` ``(out, r1 - r0)``."""
+    if x.requires_grad and torch.is_grad_enabled():   # out= does not carry gradients
+        return torch.stack([x[:, r0:r1] @ block.t() for (r0, r1), block in zip(row_edges, blocks)])
+    u = x.new_empty((len(blocks), x.shape[0], blocks[0].shape[0]))
+    for r, ((r0, r1), block) in enumerate(zip(row_edges, blocks)):
+        torch.mm(x[:, r0:r1], block.t(), out=u[r])
+    return u
+
+
+def noisy_adc_sum(u: Tensor, variance: Tensor | None, out_std: Tensor | None, step: Tensor | None,
+                  scale: Tensor, top: int, normals: Tensor | None) -> Tensor:
+    """``y = sum_r scale[r] * ADC(u[r] + sqrt(variance[r] + out_std[r]^2) * normals[r])`` ``(N, out)``: the noise,
+    ADC and digital sum of a read (module docstring).
+
+    Args:
+        u: analog column sums ``(R, N, out)`` (:func:`partial_sums`).
+        variance: their read-noise variances ``(R, N, out)``, or None.
+        out_std: output noise std per row tile and column ``(R, out)``, or None (no noise at all).
+        step: ADC step per row tile and column ``(R, out)`` (:func:`adc_grid`), or None (no ADC).
+        scale: the digital scale of each row tile's columns ``(R, out)``.
+        top: the largest ADC code (:func:`adc_grid`).
+        normals: standard normals ``(R, N, out)`` (needed when ``out_std`` is given).
+    """
     if out_std is not None:
-        y = y + out_std * torch.randn(y.shape, generator=rng, dtype=y.dtype, device=y.device)
-    return y
-
-
-def read_tiles(x: Tensor, d_tiles: list[Tensor], variance_tiles: list[Tensor] | None, out_noise: float,
-               scale: Tensor, row_edges, bits: int, bounds: Tensor, rng: torch.Generator | None,
-               squared: Tensor | None = None) -> Tensor:
-    """One read through per-tile ADCs: ``sum_r ADC(u_r) * w_max_r`` (module docstring). ``d_tiles[r]`` and
-    ``variance_tiles[r]`` are row tile ``r`` of ``d`` and ``v`` ``(out, tile rows)`` in full-scale-cell units,
-    ``scale`` and ``bounds`` ``(row tiles, out)``."""
-    y = None
-    for r, (r0, r1) in enumerate(row_edges):
-        u = read(x[:, r0:r1], d_tiles[r], None if variance_tiles is None else variance_tiles[r],
-                 out_noise if out_noise > 0 else None, rng, None if squared is None else squared[:, r0:r1])
-        part = adc(u, bits, bounds[r]).mul_(scale[r])
-        y = part if y is None else y.add_(part)
+        std = out_std[:, None] if variance is None else (variance + (out_std * out_std)[:, None]).sqrt()
+        u = u + std * normals
+    if step is not None:
+        u = adc(u, step[:, None], top)
+    y = u[0] * scale[0]
+    for r in range(1, u.shape[0]):
+        y = y + u[r] * scale[r]
     return y

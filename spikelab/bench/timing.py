@@ -66,20 +66,25 @@ def training_step(module: nn.Module, loss_fn):
 def time_interleaved(steps: dict, rounds: int, warmup: int) -> dict:
     """Run every ``steps[name]()`` (forward: returns a loss to backpropagate, or None for forward-only) once per
     round, in an order rotated every round, so background load hits all variants alike; the first ``warmup``
-    rounds are not kept. Returns ``{name: {"forward": [ms], "backward": [ms]}}``."""
+    rounds are not kept. Returns ``{name: {"forward": [ms], "backward": [ms], "cpu": [ms]}}``: wall-clock times,
+    and the CPU time the process spent on forward + backward (every thread; on a shared machine it leaves out the
+    time spent waiting for a core)."""
     names = list(steps)
-    times = {name: {"forward": [], "backward": []} for name in names}
+    times = {name: {"forward": [], "backward": [], "cpu": []} for name in names}
     for r in range(warmup + rounds):
         for name in names[r % len(names):] + names[:r % len(names)]:
+            c0 = time.process_time()
             t0 = time.perf_counter()
             loss = steps[name]()
             t1 = time.perf_counter()
             if loss is not None:
                 loss.backward()
             t2 = time.perf_counter()
+            c2 = time.process_time()
             if r >= warmup:
                 times[name]["forward"].append(1e3 * (t1 - t0))
                 times[name]["backward"].append(1e3 * (t2 - t1))
+                times[name]["cpu"].append(1e3 * (c2 - c0))
     return times
 
 
