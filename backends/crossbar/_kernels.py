@@ -187,7 +187,7 @@ def noisy_adc_sum(u, squared, variance_t, edges, table, top, noisy, adc, stream,
     words = (columns + 1) // 2
     key, word0 = stream[0], np.int64(stream[1])
     chunk = max(1, CHUNK // (2 * words))          # rows of normals drawn per call
-    z = np.zeros((chunk, 2 * words), u.dtype)
+    z = np.empty((chunk, 2 * words), u.dtype)
     v = np.empty(columns, u.dtype)
     var = np.empty(columns, u.dtype)
     for n0 in range(0, samples, chunk):

@@ -246,9 +246,9 @@ class CrossbarArray(nn.Module):
 
     def _read(self, x: Tensor, squared: Tensor, derived: dict) -> Tensor:
         edges = derived["edges"]
-        if self.backend == "numba" or self.backend == "auto" and _kernels_fit(x):
-            return self._read_compiled(tile.partial_sums(x, derived["blocks"], edges), squared, derived)
         u = tile.partial_sums(x, derived["blocks"], edges)
+        if self.backend == "numba" or self.backend == "auto" and _kernels_fit(u):
+            return self._read_compiled(u, squared, derived)
         variance = None if derived["variance"] is None else tile.partial_sums(squared, derived["variance"], edges)
         normals = None
         if derived["noisy"]:
@@ -268,15 +268,15 @@ class CrossbarArray(nn.Module):
             table = torch.stack([ones if derived["out_std"] is None else derived["out_std"],
                                  ones if derived["step"] is None else derived["step"], derived["scale"]]).numpy()
             variance = derived["variance"]
-            derived.update(table=table, top_code=table.dtype.type(derived["top"]),
+            absent = np.empty((0, 0), table.dtype)     # the kernel's "None"
+            derived.update(table=table, top_code=table.dtype.type(derived["top"]), absent=absent,
                            edges_array=np.array(derived["edges"], dtype=np.int64),
-                           variance_t=np.empty((0, 0), table.dtype) if variance is None else
-                           torch.cat(variance, 1).t().contiguous().numpy())
+                           variance_t=absent if variance is None else torch.cat(variance, 1).t().contiguous().numpy())
         if self._stream is None:
             self._stream = np.array([tile.stream_key(self.seed, self.key, "read"), 0], dtype=np.uint64)
         y = torch.empty(u.shape[1:], dtype=u.dtype)
-        squared = squared.detach().contiguous().numpy() if derived["variance"] is not None else derived["variance_t"]
-        _noisy_adc_sum(u.numpy(), squared, derived["variance_t"],
+        inputs = derived["absent"] if derived["variance"] is None else squared.detach().contiguous().numpy()
+        _noisy_adc_sum(u.numpy(), inputs, derived["variance_t"],
                        derived["edges_array"], derived["table"], derived["top_code"], derived["noisy"],
                        derived["step"] is not None, self._stream, y.numpy())
         return y

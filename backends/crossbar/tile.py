@@ -193,11 +193,12 @@ def adc_max_bounds(d: Tensor, row_edges, column_edges) -> Tensor:
 def partial_sums(x: Tensor, blocks: list[Tensor], row_edges) -> Tensor:
     """The analog column sums of every row tile: ``u[r] = x[:, r0:r1] @ blocks[r]^T`` ``(R, N, out)`` for inputs
     ``x`` ``(N, rows)`` and ``blocks[r]`` ``(out, r1 - r0)``."""
+    parts = x.split([r1 - r0 for r0, r1 in row_edges], dim=1)
     if x.requires_grad and torch.is_grad_enabled():   # out= does not carry gradients
-        return torch.stack([x[:, r0:r1] @ block.t() for (r0, r1), block in zip(row_edges, blocks)])
+        return torch.stack([part @ block.t() for part, block in zip(parts, blocks)])
     u = x.new_empty((len(blocks), x.shape[0], blocks[0].shape[0]))
-    for r, ((r0, r1), block) in enumerate(zip(row_edges, blocks)):
-        torch.mm(x[:, r0:r1], block.t(), out=u[r])
+    for part, block, out in zip(parts, blocks, u.unbind()):
+        torch.mm(part, block.t(), out=out)
     return u
 
 
