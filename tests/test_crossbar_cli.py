@@ -2,6 +2,7 @@
 import json
 
 from spikelab.cli import main
+from spikelab.run import RunConfig
 from spikelab.training import load_checkpoint
 
 
@@ -31,5 +32,6 @@ def test_train_with_noise_records_it_and_refuses_online_modes(tmp_path, capsys):
     assert "noise-aware training: pcm" in capsys.readouterr().out
     config = load_checkpoint(run / "best.pt")["config"]["run"]
     assert config["train_noise"] == {"preset": "pcm", "scale": 2.0}
+    assert RunConfig.from_dict(config).train_noise == {"preset": "pcm", "scale": 2.0}   # kept on --resume
     assert main(["train", "--train-noise", "rram", "--mode", "sltt", "--out", str(tmp_path / "x")]) == 2
     assert "--mode bptt" in capsys.readouterr().err
