@@ -21,6 +21,9 @@ layer              what it does over time
 """
 from __future__ import annotations
 
+import contextlib
+from contextvars import ContextVar
+
 import torch
 from torch import Tensor, nn
 
@@ -106,6 +109,21 @@ class BatchNorm2d(_EveryStep, nn.BatchNorm2d):
         super().__init__(num_features, eps=eps, momentum=momentum)
 
 
+_SHARD: ContextVar[tuple[int, int] | None] = ContextVar("sharded_batch", default=None)
+
+
+@contextlib.contextmanager
+def sharded_batch(offset: int, total: int):
+    """Within this block the batch is rows ``offset...`` of a global batch of ``total`` samples split over processes
+    (:mod:`spikelab.training.distributed`): random masks are drawn for the whole global batch and cut to these
+    rows, so every sample gets the mask it would get in one process."""
+    token = _SHARD.set((offset, total))
+    try:
+        yield
+    finally:
+        _SHARD.reset(token)
+
+
 @configurable
 class Dropout(nn.Module):
     """Dropout with one mask per sequence: a dropped unit stays silent for all T steps.
@@ -125,7 +143,14 @@ class Dropout(nn.Module):
         self.p = p
 
     def _mask(self, like: Tensor) -> Tensor:
-        return torch.empty_like(like).bernoulli_(1.0 - self.p) / (1.0 - self.p)
+        """A scaled Bernoulli mask shaped like one step ``(B, ...)``; rows of the global batch's mask inside
+        :func:`sharded_batch`."""
+        shard = _SHARD.get()
+        if shard is None:
+            return torch.empty_like(like).bernoulli_(1.0 - self.p) / (1.0 - self.p)
+        offset, total = shard
+        full = like.new_empty((total, *like.shape[1:])).bernoulli_(1.0 - self.p) / (1.0 - self.p)
+        return full[offset:offset + like.shape[0]]
 
     def forward(self, x: Tensor) -> Tensor:
         if not self.training or self.p == 0.0:

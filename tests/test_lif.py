@@ -152,7 +152,7 @@ def test_non_contiguous_input_and_gradients():
     torch.testing.assert_close(x_full.grad, x2.grad)
 
 
-def test_cpu_half_precision_runs_on_torch_path():
+def test_cpu_half_precision_runs_widened_to_float32():
     x = _input().to(torch.bfloat16).requires_grad_()
     s, v = lif_sequence(x, LIFParameters(0.9))
     assert s.dtype == torch.bfloat16 and s.any()

@@ -18,6 +18,10 @@ A run folder (``out_dir``) holds ``last.pt`` (written atomically every epoch), `
 validation accuracy; validation comes from the training set, never the test set),
 ``metrics.jsonl`` (one line per epoch) and ``curve.png``. ``fit(..., resume=True)`` continues from
 ``last.pt`` and ends with the same weights as a run that was never interrupted.
+
+Launched by ``torchrun`` (several processes), the trainer trains on all of them: each takes a share of every
+batch and the gradients are averaged, so W processes end with the weights of one process (see
+:mod:`spikelab.training.distributed`).
 """
 from __future__ import annotations
 
@@ -32,10 +36,12 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError, TrainingError
+from ..layers import sharded_batch
 from ..plots import plot_training_curve
 from ..spec import spec_of
 from .activity import monitor_activity
 from .checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+from .distributed import GlobalBatchSampler, join_process_group, launched_by_torchrun
 from .layer_calls import clamp_parameters, set_epoch
 from .losses import SequenceLoss, get_loss
 
@@ -88,8 +94,8 @@ class Trainer:
             positions of :func:`spikelab.delay_param_groups`, which anneal by cosine), ``"none"``, or a callable
             ``optimizer -> LRScheduler`` stepped once per epoch.
         epochs: number of epochs (default 10).
-        batch_size: samples per batch (default 64).
-        device: ``"cpu"`` (default) or ``"cuda"``.
+        batch_size: samples per batch (default 64); under torchrun the global batch, shared by the processes.
+        device: ``"cpu"`` (default) or ``"cuda"`` (under torchrun, process r takes ``cuda:LOCAL_RANK``).
         seed: seeds shuffling, dropout and initialisation done after construction (default 0).
         out_dir: run folder for checkpoints and metrics; ``None`` keeps nothing on disk.
         model_name: name stored in checkpoints (a model from :mod:`spikelab.models`, or any label).
@@ -98,7 +104,9 @@ class Trainer:
         sparsity: weight lambda of the spike-rate penalty ``lambda * mean spike rate`` added to the loss
             (default 0; ``bptt`` mode only). Evaluation reports the spike rate and synaptic operations
             per sample (:mod:`spikelab.training.activity`) either way.
-        progress: show tqdm progress bars (default True).
+        progress: show tqdm progress bars (default True; rank 0 only under torchrun).
+        distributed: train on the processes torchrun started (default None: when launched by torchrun;
+            False: this process alone). See :mod:`spikelab.training.distributed`.
 
     Example:
         >>> trainer = sl.Trainer(net, loss="mean_membrane", mode="bptt", epochs=5, out_dir="runs/mine")
@@ -111,7 +119,7 @@ class Trainer:
                  scheduler="cosine", epochs: int = 10, batch_size: int = 64, device="cpu", seed: int = 0,
                  out_dir=None, model_name: str | None = None, config: dict | None = None,
                  grad_clip: float | None = None, sparsity: float = 0.0, param_groups: list[dict] | None = None,
-                 progress: bool = True):
+                 progress: bool = True, distributed: bool | None = None):
         if mode not in MODES:
             raise ConfigError(f"unknown training mode {mode!r}; choose one of {', '.join(MODES)}")
         if mode != "bptt" and not hasattr(model, "step"):
@@ -123,12 +131,17 @@ class Trainer:
             sltt_k = 2 if sltt_k is None else sltt_k
             if sltt_k < 1:
                 raise ConfigError(f"sltt_k must be at least 1, got {sltt_k}")
-        self.device = resolve_device(device)
+        if distributed and not launched_by_torchrun():
+            raise ConfigError("distributed=True needs processes started by torchrun (torchrun --nproc-per-node N ...)")
+        self.group = join_process_group(device) if distributed is not False else None
+        self.device = self.group.device if self.group else resolve_device(device)
         self.model = model.to(self.device)
+        # the module training forwards run through: DistributedDataParallel (bptt) under torchrun
+        self.replica = self.group.replicate(self.model, mode) if self.group else self.model
         self.loss = get_loss(loss)
         self.mode, self.sltt_k = mode, sltt_k
         self.epochs, self.batch_size, self.seed = epochs, batch_size, seed
-        self.grad_clip, self.sparsity, self.progress = grad_clip, sparsity, progress
+        self.grad_clip, self.sparsity, self.progress = grad_clip, sparsity, progress and self.is_main
         self.model_name = model_name or type(model).__name__
         self.config = dict(config or {})
         self.config.update(mode=mode, sltt_k=sltt_k, loss=self.loss.name, lr=lr, weight_decay=weight_decay,
@@ -141,6 +154,11 @@ class Trainer:
         self.shuffle_generator = torch.Generator().manual_seed(seed)
         self.epoch = 0
         self.history: list[dict] = []
+
+    @property
+    def is_main(self) -> bool:
+        """This process writes the run folder and prints: the only process, or rank 0 under torchrun."""
+        return self.group is None or self.group.is_main
 
     # -- construction -------------------------------------------------------------------------
     def _make_optimizer(self, optimizer, lr, weight_decay, param_groups):
@@ -169,18 +187,19 @@ class Trainer:
         raise ConfigError(f"unknown scheduler {scheduler!r}; choose one of {', '.join(SCHEDULERS)}")
 
     # -- one batch ----------------------------------------------------------------------------
-    def accumulate_gradients(self, x: torch.Tensor, target: torch.Tensor):
+    def accumulate_gradients(self, x: torch.Tensor, target: torch.Tensor, weight: float = 1.0):
         """Forward and backward one batch ``x (T, B, ...)`` in the trainer's mode, adding into ``.grad``.
 
+        ``weight`` multiplies the loss before the backward pass (a process's share of a global batch).
         Returns ``(loss, output)``: the sequence loss as a float and the output sequence (detached).
         """
         if self.mode == "bptt":
             with monitor_activity(self.model) as activity:
-                out = self.model(x)
+                out = self.replica(x)
             loss = self.loss(out, target)
             if self.sparsity and activity.spike_rates:
                 loss = loss + self.sparsity * activity.mean_spike_rate()
-            loss.backward()
+            (loss * weight).backward()
             return loss.item(), out.detach()
         steps = x.shape[0]
         if self.mode == "sltt":
@@ -193,28 +212,49 @@ class Trainer:
             with torch.set_grad_enabled(t in learn_at):
                 out_t, state = self.model.step(x[t], state)
                 if t in learn_at:
-                    self.loss.per_step(out_t, target, n_learn).backward()
+                    (self.loss.per_step(out_t, target, n_learn) * weight).backward()
             state = detach_state(state)
             outputs.append(out_t.detach())
         out = torch.stack(outputs)
         return self.loss(out, target).item(), out
 
-    def _train_batch(self, x, target):
+    def _train_batch(self, x, target, share=None):
+        """One optimiser step; ``share`` is this process's part of the global batch under torchrun. Returns the
+        batch's ``[summed loss, correct predictions, samples]``, over all processes."""
         self.optimizer.zero_grad(set_to_none=True)
-        loss, out = self.accumulate_gradients(x, target)
-        if not math.isfinite(loss):
-            raise TrainingError(f"training diverged: loss is {loss} at epoch {self.epoch + 1}; lower the learning rate")
+        if share is None:
+            loss, out = self.accumulate_gradients(x, target)
+            count = len(target)
+        else:
+            with sharded_batch(share.offset, share.total):
+                loss, out = self.accumulate_gradients(x, target, share.loss_weight)
+            count = share.count
+        correct = (self.loss.predict(out) == target).sum().item() if count else 0
+        totals = [loss * count, correct, count]
+        if self.group is not None:
+            totals = self.group.sum(totals)
+            if self.replica is self.model:  # the step-by-step modes: no DDP
+                self.group.average_gradients(self.model)
+        if not math.isfinite(totals[0]):
+            raise TrainingError(f"training diverged: loss is {totals[0]} at epoch {self.epoch + 1}; "
+                                "lower the learning rate")
         if self.grad_clip is not None:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
         self.optimizer.step()
         clamp_parameters(self.model)
-        return loss, self.loss.predict(out)
+        return totals
 
     def _batches(self, data, shuffle: bool):
         if isinstance(data, DataLoader):
+            if self.group is not None and shuffle:
+                raise ConfigError("under torchrun the Trainer splits every batch over the processes: pass the "
+                                  "training set as a Dataset, not a DataLoader")
             return data
-        generator = self.shuffle_generator if shuffle else None
-        return DataLoader(data, batch_size=self.batch_size, shuffle=shuffle, generator=generator)
+        if not shuffle:  # its own generator: evaluating (on rank 0 alone under torchrun) draws no global random number
+            return DataLoader(data, batch_size=self.batch_size, generator=torch.Generator())
+        rank, world_size = (self.group.rank, self.group.world_size) if self.group else (0, 1)
+        sampler = GlobalBatchSampler(len(data), self.batch_size, rank, world_size, generator=self.shuffle_generator)
+        return DataLoader(data, batch_sampler=sampler, generator=self.shuffle_generator)
 
     def _to_time_first(self, frames, target):
         return frames.to(self.device, torch.float32).transpose(0, 1).contiguous(), target.to(self.device)
@@ -232,29 +272,36 @@ class Trainer:
             started = time.perf_counter()
             train_metrics = self._train_epoch(train, epoch)
             row = {"epoch": epoch + 1, **train_metrics, "lr": self.optimizer.param_groups[0]["lr"]}
-            if val is not None:
+            if val is not None and self.is_main:
                 evaluation = self.evaluate(val, desc="validate")
                 row.update({f"val_{key}": evaluation[key] for key in ("loss", "accuracy", "spike_rate", "synops")})
             if self.scheduler is not None:
                 self.scheduler.step()
             row["seconds"] = round(time.perf_counter() - started, 3)
+            if self.group is not None:
+                row = self.group.from_main(row)
             self.history.append(row)
             self.epoch = epoch + 1
             self._save_epoch(is_best=self._is_best(row))
+            if self.group is not None:  # last.pt is complete before any process starts the next epoch
+                self.group.barrier()
         return self.history
 
     def _train_epoch(self, data, epoch):
         self.model.train()
         set_epoch(self.model, epoch, self.epochs)
         total_loss = correct = seen = 0
-        batches = tqdm(self._batches(data, shuffle=True), desc=f"epoch {epoch + 1}/{self.epochs}",
-                       disable=not self.progress, leave=False, dynamic_ncols=True)
-        for frames, target in batches:
+        loader = self._batches(data, shuffle=True)
+        sampler = loader.batch_sampler if self.group is not None else None
+        batches = tqdm(loader, desc=f"epoch {epoch + 1}/{self.epochs}", disable=not self.progress, leave=False,
+                       dynamic_ncols=True)
+        for number, (frames, target) in enumerate(batches):
             x, target = self._to_time_first(frames, target)
-            loss, predicted = self._train_batch(x, target)
-            total_loss += loss * len(target)
-            correct += (predicted == target).sum().item()
-            seen += len(target)
+            share = sampler.share(number) if sampler is not None else None
+            batch_loss, batch_correct, batch_seen = self._train_batch(x, target, share)
+            total_loss += batch_loss
+            correct += batch_correct
+            seen += batch_seen
             batches.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.3f}")
         return {"train_loss": total_loss / seen, "train_accuracy": correct / seen}
 
@@ -295,13 +342,14 @@ class Trainer:
             "model_state": self.model.state_dict(),
             "optimizer_state": self.optimizer.state_dict(),
             "scheduler_state": self.scheduler.state_dict() if self.scheduler is not None else None,
-            "rng_state": {**capture_rng_state(), "shuffle": self.shuffle_generator.get_state()},
+            "rng_state": {**capture_rng_state(), "shuffle": self.shuffle_generator.get_state(),
+                          **self._device_rng_state()},
             "config": self.config,
             "metrics": self.history,
         }
 
     def _save_epoch(self, is_best: bool):
-        if self.out_dir is None:
+        if self.out_dir is None or not self.is_main:
             return
         self.out_dir.mkdir(parents=True, exist_ok=True)
         checkpoint = self.checkpoint()
@@ -311,6 +359,11 @@ class Trainer:
         lines = "".join(json.dumps(row) + "\n" for row in self.history)
         (self.out_dir / "metrics.jsonl").write_text(lines)
         plot_training_curve(self.history, self.out_dir / "curve.png")
+
+    def _device_rng_state(self) -> dict:
+        """The generator of this process's own GPU: under torchrun, process r restores rank 0's cuda:0 state onto
+        its cuda:r (every process drew the same numbers on its own device)."""
+        return {"device": torch.cuda.get_rng_state(self.device)} if self.device.type == "cuda" else {}
 
     def resume(self):
         """Restore the state saved in ``out_dir/last.pt``."""
@@ -323,6 +376,8 @@ class Trainer:
             self.scheduler.load_state_dict(checkpoint["scheduler_state"])
         restore_rng_state(checkpoint["rng_state"])
         self.shuffle_generator.set_state(checkpoint["rng_state"]["shuffle"])
+        if "device" in checkpoint["rng_state"] and self.device.type == "cuda":
+            torch.cuda.set_rng_state(checkpoint["rng_state"]["device"], self.device)
         self.epoch = checkpoint["epoch"]
         self.history = list(checkpoint["metrics"])
 
