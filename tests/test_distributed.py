@@ -3,7 +3,7 @@
 The 2-process runs are launched with ``python -m torch.distributed.run`` on this file (the ``__main__`` block is
 the worker); the 1-process references run here. The data (17 samples, global batch 8) ends on a batch of one
 sample, so one process runs a zero-weight stand-in; the model has dropout, so the masks must not depend on the
-split. A third launch kills a worker with SIGKILL after its second epoch and a fourth resumes the run.
+split. ``torchrun -m spikelab train`` is killed during its second epoch, resumed, and compared with one process.
 """
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 import spikelab as sl
+from spikelab.cli import main
 from spikelab.training import Trainer, load_checkpoint
 from spikelab.training.distributed import BatchShare, GlobalBatchSampler
 
@@ -39,40 +41,25 @@ def make_trainer(mode: str, out_dir=None, distributed=None) -> Trainer:
                    progress=False, distributed=distributed)
 
 
-def _worker(out: Path, modes: list[str], kill_after: int | None, resume: bool) -> None:
+def _worker(out: Path, modes: list[str]) -> None:
     """One process of a torchrun launch: train each mode, save this rank's weights and history."""
     train, val = datasets()
     for mode in modes:
         trainer = make_trainer(mode, out / mode)
         rank = trainer.group.rank
-        if kill_after is not None and rank == 1:
-            save_epoch = trainer._save_epoch
-
-            def save_then_die(is_best, save_epoch=save_epoch, trainer=trainer):
-                save_epoch(is_best)
-                if trainer.epoch == kill_after:
-                    os.kill(os.getpid(), signal.SIGKILL)
-
-            trainer._save_epoch = save_then_die
-        trainer.fit(train, val, resume=resume)
+        trainer.fit(train, val)
         torch.save({"state": trainer.model.state_dict(), "history": trainer.history,
                     "world_size": trainer.group.world_size}, out / f"{mode}-rank{rank}.pt")
-
-
-def torchrun(out: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-               __file__, str(out), *args]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
-    if check:
-        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result
 
 
 @pytest.fixture(scope="module")
 def two_processes(tmp_path_factory):
     out = tmp_path_factory.mktemp("ddp")
-    torchrun(out, "bptt,sltt")
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+               __file__, str(out), "bptt,sltt"]
+    result = subprocess.run(command, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
+                            timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return out
 
 
@@ -106,15 +93,31 @@ def test_only_rank0_writes_the_run_folder(two_processes):
     assert len((run / "metrics.jsonl").read_text().splitlines()) == EPOCHS
 
 
-def test_killed_run_resumes_to_the_uninterrupted_weights(two_processes, tmp_path):
-    killed = torchrun(tmp_path, "bptt", "--kill-after", "2", check=False)
-    assert killed.returncode != 0  # torchrun reports the lost worker
-    assert load_checkpoint(tmp_path / "bptt" / "last.pt")["epoch"] in (1, 2)
-    torchrun(tmp_path, "bptt", "--resume")
-    resumed = torch.load(tmp_path / "bptt-rank0.pt")
-    straight = torch.load(two_processes / "bptt-rank0.pt")
-    assert _max_difference(resumed["state"], straight["state"]) == 0
-    assert [row["train_loss"] for row in resumed["history"]] == [row["train_loss"] for row in straight["history"]]
+def test_cli_under_torchrun_killed_and_resumed_equals_one_process(tmp_path):
+    """``torchrun -m spikelab train``, killed (agent and workers at once) during its second epoch and resumed with
+    ``--resume``, ends with the weights of one ``spikelab train`` process."""
+    options = ["train", "--hidden", "32", "--dropout", "0.2", "--epochs", "3", "--batch-size", "128",
+               "--no-progress", "--seed", "1"]
+    assert main([*options, "--out", str(tmp_path / "one")]) == 0
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "spikelab",
+              *options, "--out", str(tmp_path / "two")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(launch, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    metrics = tmp_path / "two" / "metrics.jsonl"
+    while not (metrics.exists() and metrics.read_text().strip()):
+        assert process.poll() is None, "the run ended before it could be killed"
+        time.sleep(0.02)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert load_checkpoint(tmp_path / "two" / "last.pt")["epoch"] < 3
+    resumed = subprocess.run(launch + ["--resume"], env=env, capture_output=True, text=True, timeout=900)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert resumed.stdout.count("resuming") == 1 and resumed.stdout.count("test accuracy") == 1  # rank 0 prints
+    one, two = load_checkpoint(tmp_path / "one" / "last.pt"), load_checkpoint(tmp_path / "two" / "last.pt")
+    assert one["epoch"] == two["epoch"] == 3
+    difference = _max_difference(one["model_state"], two["model_state"])
+    assert difference < 1e-5, difference
 
 
 def test_global_batches_are_split_into_contiguous_shares():
@@ -131,8 +134,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("out", type=Path)
     parser.add_argument("modes")
-    parser.add_argument("--kill-after", type=int)
-    parser.add_argument("--resume", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    _worker(args.out, args.modes.split(","), args.kill_after, args.resume)
+    _worker(args.out, args.modes.split(","))

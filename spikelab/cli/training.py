@@ -137,7 +137,8 @@ def _add_train_parser(commands):
                        help="add SPARSITY x mean spike rate to the loss (bptt mode; default 0)")
     run = parser.add_argument_group("run")
     run.add_argument("--seed", type=int, default=0, help="seed for the split, initialisation, shuffling, dropout (default 0)")
-    run.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    run.add_argument("--device", default="cpu",
+                     help="cpu (default) or cuda; under torchrun --nproc-per-node N, process r takes cuda:r")
     run.add_argument("--out", default=None,
                      help="run folder (default runs/DATASET-MODEL-seedSEED; a new numbered folder if it exists)")
     run.add_argument("--resume", action="store_true",
@@ -237,6 +238,7 @@ def train(args) -> int:
     from spikelab.export import load_split
     from spikelab.models import build_model
     from spikelab.training import Trainer, load_checkpoint
+    from spikelab.training.distributed import join_process_group, main_process_first
 
     started = time.perf_counter()
     out = _run_folder(args)
@@ -252,8 +254,9 @@ def train(args) -> int:
         config = _run_config(args)
     trainer_options = config["trainer"]
     torch.manual_seed(trainer_options["seed"])
-    train_full = load_split(config, train=True)
-    test_set = load_split(config, train=False)
+    with main_process_first(join_process_group(args.device)):  # under torchrun: rank 0 builds the caches
+        train_full = load_split(config, train=True)
+        test_set = load_split(config, train=False)
     config.setdefault("input_shape", list(train_full.input_shape))   # what exporters need for conv models
     train_idx, val_idx = stratified_split(train_full.targets, config["val_fraction"], trainer_options["seed"])
     out.mkdir(parents=True, exist_ok=True)
@@ -269,6 +272,8 @@ def train(args) -> int:
           f"{len(test_set)} test samples, input {tuple(train_full.input_shape)} x T={train_full[0][0].shape[0]}, "
           f"{sum(p.numel() for p in model.parameters())} parameters, mode {trainer_options['mode']} -> {out}")
     trainer.fit(Subset(train_full, train_idx), Subset(train_full, val_idx), resume=resume)
+    if not trainer.is_main:  # under torchrun, rank 0 reports and tests
+        return 0
     for row in trainer.history:
         print(f"epoch {row['epoch']:3d}  train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.4f}  "
               f"val loss {row['val_loss']:.4f} acc {row['val_accuracy']:.4f}  ({row['seconds']:.1f} s)")

@@ -205,6 +205,16 @@ def _leave() -> None:
 
 
 @contextlib.contextmanager
+def main_process_first(group: ProcessGroup | None):
+    """Run the block on rank 0 first, then on the others (data sets generated and cached once, then read)."""
+    if group is not None and not group.is_main:
+        group.barrier()
+    yield
+    if group is not None and group.is_main:
+        group.barrier()
+
+
+@contextlib.contextmanager
 def quiet_unless_main():
     """Under torchrun, silence standard output on every process but rank 0 (errors still reach stderr)."""
     if int(os.environ.get("RANK", "0")) == 0:
