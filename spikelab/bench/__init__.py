@@ -7,13 +7,15 @@ module          what it measures
 ``lif``         LIF training speed vs snnTorch, SpikingJelly and the matrix-multiply floor
 ``memory``      peak activation memory of one training step, BPTT vs SLTT vs SLTT-K
 ``delays``      ``DelayedLinear`` vs the DCLS authors' ``Dcls1d``: speed, memory, agreement
+``gpu``         the Open Neuromorphic GPU setting (Linear + LIF, n up to 16384, T = 500) vs snnTorch, SpikingJelly
 ==============  ==================================================================================================
 
 Each ``run_*`` function returns a JSON-serialisable dict and prints nothing; ``format_*`` turns it into a table.
 """
 from .delays import format_delays_table, run_delays_benchmark
+from .gpu import format_gpu_table, run_gpu_benchmark
 from .lif import format_lif_table, run_lif_benchmark
 from .memory import format_memory_table, run_memory_benchmark
 
 __all__ = ["run_lif_benchmark", "format_lif_table", "run_memory_benchmark", "format_memory_table",
-           "run_delays_benchmark", "format_delays_table"]
+           "run_delays_benchmark", "format_delays_table", "run_gpu_benchmark", "format_gpu_table"]

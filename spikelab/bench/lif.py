@@ -40,14 +40,14 @@ BETA, THRESHOLD, ALPHA, INPUT_RATE, WEIGHT_GAIN = 0.9, 1.0, 2.0, 0.05, 3.0
 GOALS = {"snntorch/spikelab": (">=", 1.5), "spikingjelly/spikelab": (">=", 1.1), "spikelab/floor": ("<=", 1.3)}
 
 
-def _linears(sizes, seed: int) -> list[nn.Linear]:
+def _linears(sizes, seed: int, gain: float = WEIGHT_GAIN) -> list[nn.Linear]:
     with torch.random.fork_rng():  # seeded weights without touching the caller's random state
         torch.manual_seed(seed)
         layers = [nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:])]
     with torch.no_grad():
         for layer in layers:
-            layer.weight.mul_(WEIGHT_GAIN)
-            layer.bias.mul_(WEIGHT_GAIN)
+            layer.weight.mul_(gain)
+            layer.bias.mul_(gain)
     return layers
 
 

@@ -63,19 +63,24 @@ def training_step(module: nn.Module, loss_fn):
     return forward
 
 
-def time_interleaved(steps: dict, rounds: int, warmup: int) -> dict:
+def time_interleaved(steps: dict, rounds: int, warmup: int, synchronize=None) -> dict:
     """Run every ``steps[name]()`` (forward: returns a loss to backpropagate, or None for forward-only) once per
     round, in an order rotated every round, so background load hits all variants alike; the first ``warmup``
-    rounds are not kept. Returns ``{name: {"forward": [ms], "backward": [ms]}}``."""
+    rounds are not kept. ``synchronize`` (e.g. ``torch.cuda.synchronize``) is called before every clock reading,
+    so asynchronous GPU work is counted where it runs. Returns ``{name: {"forward": [ms], "backward": [ms]}}``."""
     names = list(steps)
     times = {name: {"forward": [], "backward": []} for name in names}
+    sync = synchronize or (lambda: None)
     for r in range(warmup + rounds):
         for name in names[r % len(names):] + names[:r % len(names)]:
+            sync()
             t0 = time.perf_counter()
             loss = steps[name]()
+            sync()
             t1 = time.perf_counter()
             if loss is not None:
                 loss.backward()
+            sync()
             t2 = time.perf_counter()
             if r >= warmup:
                 times[name]["forward"].append(1e3 * (t1 - t0))
