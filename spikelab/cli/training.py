@@ -135,6 +135,9 @@ def _add_train_parser(commands):
     train.add_argument("--grad-clip", type=float, default=None, help="clip the gradient norm (default: off)")
     train.add_argument("--sparsity", type=float, default=0.0,
                        help="add SPARSITY x mean spike rate to the loss (bptt mode; default 0)")
+    train.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
+                       help="fp32 (default); bf16 / fp16: matrix products under torch.autocast, the LIF membrane still "
+                            "in float32 (fp16 adds loss scaling); for GPUs")
     run = parser.add_argument_group("run")
     run.add_argument("--seed", type=int, default=0, help="seed for the split, initialisation, shuffling, dropout (default 0)")
     run.add_argument("--device", default="cpu",
@@ -225,7 +228,7 @@ def _run_config(args) -> dict:
         "trainer": dict(loss=args.loss, mode=args.mode, sltt_k=args.sltt_k if args.mode == "sltt-k" else None,
                         optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay,
                         scheduler=args.scheduler, epochs=args.epochs, batch_size=args.batch_size,
-                        seed=args.seed, grad_clip=args.grad_clip, sparsity=args.sparsity),
+                        seed=args.seed, grad_clip=args.grad_clip, sparsity=args.sparsity, precision=args.precision),
     }
 
 

@@ -48,6 +48,8 @@ from .losses import SequenceLoss, get_loss
 MODES = ("bptt", "sltt", "sltt-k")
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
 SCHEDULERS = ("none", "cosine", "step", "onecycle")
+#: autocast dtypes: the matrix products in low precision, the LIF membrane still integrated in float32
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def detach_state(state):
@@ -104,6 +106,9 @@ class Trainer:
         sparsity: weight lambda of the spike-rate penalty ``lambda * mean spike rate`` added to the loss
             (default 0; ``bptt`` mode only). Evaluation reports the spike rate and synaptic operations
             per sample (:mod:`spikelab.training.activity`) either way.
+        precision: ``"fp32"`` (default), ``"bf16"`` or ``"fp16"``: forwards under ``torch.autocast`` in that dtype
+            (matrix products in low precision; LIF scans integrate in float32 all the same); ``"fp16"`` also
+            scales the loss (``torch.amp.GradScaler``) so small gradients do not underflow.
         progress: show tqdm progress bars (default True; rank 0 only under torchrun).
         distributed: train on the processes torchrun started (default None: when launched by torchrun;
             False: this process alone). See :mod:`spikelab.training.distributed`.
@@ -119,7 +124,7 @@ class Trainer:
                  scheduler="cosine", epochs: int = 10, batch_size: int = 64, device="cpu", seed: int = 0,
                  out_dir=None, model_name: str | None = None, config: dict | None = None,
                  grad_clip: float | None = None, sparsity: float = 0.0, param_groups: list[dict] | None = None,
-                 progress: bool = True, distributed: bool | None = None):
+                 progress: bool = True, distributed: bool | None = None, precision: str = "fp32"):
         if mode not in MODES:
             raise ConfigError(f"unknown training mode {mode!r}; choose one of {', '.join(MODES)}")
         if mode != "bptt" and not hasattr(model, "step"):
@@ -127,6 +132,8 @@ class Trainer:
                               "(build it with sl.Sequential), or use mode='bptt'")
         if sparsity and mode != "bptt":
             raise ConfigError(f"the sparsity penalty needs whole-sequence forwards: use mode='bptt' (got {mode!r})")
+        if precision not in PRECISIONS:
+            raise ConfigError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
         if mode == "sltt-k":
             sltt_k = 2 if sltt_k is None else sltt_k
             if sltt_k < 1:
@@ -142,10 +149,12 @@ class Trainer:
         self.mode, self.sltt_k = mode, sltt_k
         self.epochs, self.batch_size, self.seed = epochs, batch_size, seed
         self.grad_clip, self.sparsity, self.progress = grad_clip, sparsity, progress and self.is_main
+        self.precision = precision
+        self.scaler = torch.amp.GradScaler(self.device.type) if precision == "fp16" else None
         self.model_name = model_name or type(model).__name__
         self.config = dict(config or {})
         self.config.update(mode=mode, sltt_k=sltt_k, loss=self.loss.name, lr=lr, weight_decay=weight_decay,
-                           epochs=epochs, batch_size=batch_size, seed=seed, sparsity=sparsity,
+                           epochs=epochs, batch_size=batch_size, seed=seed, sparsity=sparsity, precision=precision,
                            optimizer=optimizer if isinstance(optimizer, str) else "custom",
                            scheduler=scheduler if isinstance(scheduler, str) else "custom")
         self.optimizer = self._make_optimizer(optimizer, lr, weight_decay, param_groups)
@@ -194,12 +203,12 @@ class Trainer:
         Returns ``(loss, output)``: the sequence loss as a float and the output sequence (detached).
         """
         if self.mode == "bptt":
-            with monitor_activity(self.model) as activity:
+            with monitor_activity(self.model) as activity, self._autocast():
                 out = self.replica(x)
-            loss = self.loss(out, target)
-            if self.sparsity and activity.spike_rates:
-                loss = loss + self.sparsity * activity.mean_spike_rate()
-            (loss * weight).backward()
+                loss = self.loss(out, target)
+                if self.sparsity and activity.spike_rates:
+                    loss = loss + self.sparsity * activity.mean_spike_rate()
+            self._backward(loss * weight)
             return loss.item(), out.detach()
         steps = x.shape[0]
         if self.mode == "sltt":
@@ -210,13 +219,22 @@ class Trainer:
         state, outputs = None, []
         for t in range(steps):
             with torch.set_grad_enabled(t in learn_at):
-                out_t, state = self.model.step(x[t], state)
-                if t in learn_at:
-                    (self.loss.per_step(out_t, target, n_learn) * weight).backward()
+                with self._autocast():
+                    out_t, state = self.model.step(x[t], state)
+                    loss_t = self.loss.per_step(out_t, target, n_learn) if t in learn_at else None
+                if loss_t is not None:
+                    self._backward(loss_t * weight)
             state = detach_state(state)
             outputs.append(out_t.detach())
         out = torch.stack(outputs)
-        return self.loss(out, target).item(), out
+        return self.loss(out.float(), target).item(), out
+
+    def _autocast(self):
+        dtype = PRECISIONS[self.precision]
+        return torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None)
+
+    def _backward(self, loss: torch.Tensor) -> None:
+        (loss if self.scaler is None else self.scaler.scale(loss)).backward()
 
     def _train_batch(self, x, target, share=None):
         """One optimiser step; ``share`` is this process's part of the global batch under torchrun. Returns the
@@ -238,9 +256,15 @@ class Trainer:
         if not math.isfinite(totals[0]):
             raise TrainingError(f"training diverged: loss is {totals[0]} at epoch {self.epoch + 1}; "
                                 "lower the learning rate")
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)
         if self.grad_clip is not None:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
-        self.optimizer.step()
+        if self.scaler is None:
+            self.optimizer.step()
+        else:  # skips the step when a scaled gradient overflowed, and adapts the scale
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
         clamp_parameters(self.model)
         return totals
 
@@ -315,8 +339,9 @@ class Trainer:
             for frames, target in tqdm(self._batches(data, shuffle=False), desc=desc, disable=not self.progress,
                                        leave=False, dynamic_ncols=True):
                 x, target = self._to_time_first(frames, target)
-                out = self.model(x)
-                total_loss += self.loss(out, target).item() * len(target)
+                with self._autocast():
+                    out = self.model(x)
+                total_loss += self.loss(out.float(), target).item() * len(target)
                 predictions.append(self.loss.predict(out).cpu())
                 targets.append(target.cpu())
         result = summarize(torch.cat(predictions), torch.cat(targets), total_loss, out.shape[-1])
@@ -342,6 +367,7 @@ class Trainer:
             "model_state": self.model.state_dict(),
             "optimizer_state": self.optimizer.state_dict(),
             "scheduler_state": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "scaler_state": self.scaler.state_dict() if self.scaler is not None else None,
             "rng_state": {**capture_rng_state(), "shuffle": self.shuffle_generator.get_state(),
                           **self._device_rng_state()},
             "config": self.config,
@@ -374,6 +400,8 @@ class Trainer:
         self.optimizer.load_state_dict(checkpoint["optimizer_state"])
         if self.scheduler is not None and checkpoint["scheduler_state"] is not None:
             self.scheduler.load_state_dict(checkpoint["scheduler_state"])
+        if self.scaler is not None and checkpoint.get("scaler_state") is not None:
+            self.scaler.load_state_dict(checkpoint["scaler_state"])
         restore_rng_state(checkpoint["rng_state"])
         self.shuffle_generator.set_state(checkpoint["rng_state"]["shuffle"])
         if "device" in checkpoint["rng_state"] and self.device.type == "cuda":
