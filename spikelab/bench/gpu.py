@@ -32,9 +32,9 @@ import torch
 
 from spikelab.errors import ConfigError
 from spikelab.training.memory import peak_allocated_bytes
-from .lif import PEERS, _floor, _linears, _spikelab
+from .lif import _linears, build_variants
 from .memory import run_memory_benchmark
-from .timing import check_rounds, machine_state, package_version, summarize_times, time_interleaved, versions
+from .timing import check_rounds, machine_state, summarize_times, time_interleaved, versions
 
 SIZES, STEPS, BATCH = (4096, 8192, 16384), 500, 16
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
@@ -83,17 +83,12 @@ def run_gpu_benchmark(sizes=SIZES, steps: int = STEPS, batch: int = BATCH, preci
         raise ConfigError(f"precisions must be among {', '.join(PRECISIONS)}, got {list(precisions)}")
     if not sizes or any(int(n) < 1 for n in sizes):
         raise ConfigError(f"sizes must be positive layer widths, got {list(sizes)}")
-    builders, missing = {"spikelab": _spikelab}, {}
-    for name, (package, builder) in PEERS.items():
-        if package_version(package) is None:
-            missing[name] = f"{package} is not installed (pip install --no-deps {package})"
-        else:
-            builders[name] = builder
-    builders["floor"] = _floor
     load_before = os.getloadavg()[0]
-    runs = []
+    runs, missing, backend = [], {}, None
     for n in sizes:
-        variants, backends = _build(builders, int(n), seed, device, missing)
+        variants, missing = build_variants(_linears((int(n), int(n)), seed, gain=1.0), "zero", device)
+        if "spikingjelly" in variants:
+            backend = _spikingjelly_backend(variants["spikingjelly"][0], device)
         generator = torch.Generator().manual_seed(seed)
         x = torch.randn(steps, batch, int(n), generator=generator).to(device)
         for precision in precisions:
@@ -109,7 +104,7 @@ def run_gpu_benchmark(sizes=SIZES, steps: int = STEPS, batch: int = BATCH, preci
         "config": {"sizes": [int(n) for n in sizes], "steps": steps, "batch": batch, "precisions": list(precisions),
                    "rounds": rounds, "warmup": warmup, "device": str(device), "seed": seed,
                    "dynamics": "beta 0.9, threshold 1, zero reset (detached), atan surrogate alpha 2",
-                   "tf32_matmul": torch.backends.cuda.matmul.allow_tf32, "spikingjelly_backend": backends},
+                   "tf32_matmul": torch.backends.cuda.matmul.allow_tf32, "spikingjelly_backend": backend},
         "machine": machine,
         "versions": versions("torch", "triton", "snntorch", "spikingjelly", "cupy"),
         "runs": runs,
@@ -123,22 +118,6 @@ def run_gpu_benchmark(sizes=SIZES, steps: int = STEPS, batch: int = BATCH, preci
             f"published anchor: Spyx fp16 {PUBLISHED_BEST_MS} ms at n = 16384 on an RTX 4090 (no synchronisation)",
         ] + [f"{name} skipped: {why}" for name, why in missing.items()],
     }
-
-
-def _build(builders: dict, n: int, seed: int, device: torch.device, missing: dict):
-    layers = _linears((n, n), seed, gain=1.0)
-    variants, backends = {}, None
-    for name, build in builders.items():
-        try:
-            net, forward = build(layers, "zero")
-            net.to(device)
-            if name == "spikingjelly":
-                backends = _spikingjelly_backend(net, device)
-        except Exception as error:  # a peer that imports but fails to build is reported, not fatal
-            missing[name] = f"{type(error).__name__}: {error}"
-            continue
-        variants[name] = (net, forward)
-    return variants, backends
 
 
 def _spikingjelly_backend(net, device: torch.device) -> str:

@@ -135,6 +135,26 @@ def _floor(layers, reset):
 PEERS = {"snntorch": ("snntorch", _snntorch), "spikingjelly": ("spikingjelly", _spikingjelly)}
 
 
+def build_variants(layers: list[nn.Linear], reset: str, device="cpu") -> tuple[dict, dict]:
+    """``({name: (net, forward)}, {peer: why it is missing})`` for spikelab, every installed peer and the floor,
+    each a copy of ``layers`` on ``device``."""
+    builders, missing = {"spikelab": _spikelab}, {}
+    for name, (package, builder) in PEERS.items():
+        if package_version(package) is None:
+            missing[name] = f"{package} is not installed (pip install --no-deps {package})"
+        else:
+            builders[name] = builder
+    builders["floor"] = _floor
+    variants = {}
+    for name, build in builders.items():
+        try:
+            net, forward = build(layers, reset)
+            variants[name] = (net.to(device), forward)
+        except Exception as error:  # a peer that imports but fails to build is reported, not fatal
+            missing[name] = f"{type(error).__name__}: {error}"
+    return variants, missing
+
+
 def run_lif_benchmark(rounds: int = 30, warmup: int = 3, threads: int = 2, batch: int = 32, steps: int = 100,
                       sizes: tuple[int, ...] = (700, 256, 256, 20), seed: int = 0, reset: str = "zero") -> dict:
     """Time forward + backward of the LIF network for every available variant (see the module docstring).
@@ -172,23 +192,7 @@ def _run(rounds, warmup, threads, batch, steps, sizes, seed, reset) -> dict:
     generator = torch.Generator().manual_seed(seed)
     x = (torch.rand(steps, batch, sizes[0], generator=generator) < INPUT_RATE).float()
     target = torch.randint(0, sizes[-1], (batch,), generator=generator)
-    builders, missing = {"spikelab": _spikelab}, {}
-    for name, (package, builder) in PEERS.items():
-        if package_version(package) is None:
-            missing[name] = f"{package} is not installed (pip install --no-deps {package})"
-        else:
-            builders[name] = builder
-    builders["floor"] = _floor
-
-    variants = {}
-    for name, build in builders.items():
-        try:
-            net, forward = build(layers, reset)
-        except Exception as error:  # a peer that imports but fails to build is reported, not fatal
-            missing[name] = f"{type(error).__name__}: {error}"
-            continue
-        variants[name] = (net, forward)
-
+    variants, missing = build_variants(layers, reset)
     load_before = os.getloadavg()[0]
     info = {}
     for name, (net, forward) in variants.items():  # one checked pass each: loss, rates, gradient (untimed)

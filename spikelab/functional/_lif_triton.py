@@ -32,22 +32,30 @@ NUM_WARPS = 4
 _RESET_CODE = {"zero": 0, "subtract": 1, "none": 2}
 
 
+@triton.jit
+def _block_parameters(beta_ptr, v0_ptr, s0_ptr, offs, live, beta_scalar, BETA_TENSOR: tl.constexpr,
+                      HAS_STATE: tl.constexpr, BLOCK: tl.constexpr):
+    """The block's ``beta`` (per neuron, or the scalar) and initial state ``v0``, ``s0`` (zeros at rest), float32."""
+    if BETA_TENSOR:
+        beta = tl.load(beta_ptr + offs, mask=live, other=0.0).to(tl.float32)
+    else:
+        beta = tl.zeros([BLOCK], dtype=tl.float32) + beta_scalar
+    if HAS_STATE:
+        v0 = tl.load(v0_ptr + offs, mask=live, other=0.0).to(tl.float32)
+        s0 = tl.load(s0_ptr + offs, mask=live, other=0.0).to(tl.float32)
+    else:
+        v0 = tl.zeros([BLOCK], dtype=tl.float32)
+        s0 = tl.zeros([BLOCK], dtype=tl.float32)
+    return beta, v0, s0
+
+
 @triton.jit(do_not_specialize=["T"])
 def _forward_kernel(x_ptr, beta_ptr, v0_ptr, s0_ptr, v_ptr, s_ptr, T, N, beta_scalar, thr,
                     BETA_TENSOR: tl.constexpr, HAS_STATE: tl.constexpr, RESET: tl.constexpr,
                     REFRACTORY: tl.constexpr, BLOCK: tl.constexpr):
     offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     live = offs < N
-    if BETA_TENSOR:
-        beta = tl.load(beta_ptr + offs, mask=live, other=0.0).to(tl.float32)
-    else:
-        beta = beta_scalar
-    if HAS_STATE:
-        v = tl.load(v0_ptr + offs, mask=live, other=0.0).to(tl.float32)
-        s = tl.load(s0_ptr + offs, mask=live, other=0.0).to(tl.float32)
-    else:
-        v = tl.zeros([BLOCK], dtype=tl.float32)
-        s = tl.zeros([BLOCK], dtype=tl.float32)
+    beta, v, s = _block_parameters(beta_ptr, v0_ptr, s0_ptr, offs, live, beta_scalar, BETA_TENSOR, HAS_STATE, BLOCK)
     row = offs                                    # t * N + offs, in int64 (T * N may pass 2**31)
     for _ in range(T):
         i = tl.load(x_ptr + row, mask=live, other=0.0).to(tl.float32)
@@ -87,16 +95,8 @@ def _backward_kernel(gs_ptr, gv_ptr, v_ptr, x_ptr, beta_ptr, v0_ptr, s0_ptr, gx_
                      DETACH: tl.constexpr, SURROGATE: tl.constexpr, BLOCK: tl.constexpr):
     offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     live = offs < N
-    if BETA_TENSOR:
-        beta = tl.load(beta_ptr + offs, mask=live, other=0.0).to(tl.float32)
-    else:
-        beta = beta_scalar
-    if HAS_STATE:
-        v0 = tl.load(v0_ptr + offs, mask=live, other=0.0).to(tl.float32)
-        s0 = tl.load(s0_ptr + offs, mask=live, other=0.0).to(tl.float32)
-    else:
-        v0 = tl.zeros([BLOCK], dtype=tl.float32)
-        s0 = tl.zeros([BLOCK], dtype=tl.float32)
+    beta, v0, s0 = _block_parameters(beta_ptr, v0_ptr, s0_ptr, offs, live, beta_scalar, BETA_TENSOR, HAS_STATE,
+                                     BLOCK)
     a = tl.zeros([BLOCK], dtype=tl.float32)       # dL/dv[t+1], then dL/dv[t]
     gbeta = tl.zeros([BLOCK], dtype=tl.float32)
     last = (T - 1).to(tl.int64) * N + offs       # row of the last step
