@@ -5,7 +5,7 @@ first layer 140 -> 256 (input spikes need no gradient) and second 256 -> 256 (in
 backward of one layer in training mode (Gaussian taps at the widest sigma), and the forward pass in eval mode
 (rounded one-hot taps). Variants interleaved one iteration at a time in one process, medians; peak memory of one
 step; a check that both compute the same output and gradients for the same weights and delays (method and
-variants: ``spikelab/bench.py::run_delays_benchmark``). Goal: DelayedLinear at least as fast as Dcls1d.
+variants: ``spikelab/bench/delays.py::run_delays_benchmark``). Goal: DelayedLinear at least as fast as Dcls1d.
 
 DCLS is optional, for the benchmark only: ``pip install --no-deps dcls==0.1.1`` (the version measured; its API
 changed across releases). Timings depend on how busy the machine is: the result records the load average before

@@ -1,7 +1,7 @@
 """LIF training speed and memory on CPU: spikelab vs snnTorch, SpikingJelly and the matrix-multiply floor.
 
 700-256-256-20 LIF network, batch 32, T=100, forward + backward, variants interleaved one iteration at a
-time in one process (method and variants: ``spikelab/bench.py``), then the peak activation memory of
+time in one process (method and variants: ``spikelab/bench/lif.py``), then the peak activation memory of
 BPTT vs SLTT vs SLTT-K at T = 100 and 500. Goals: >= 1.5x faster than snnTorch, >= 1.1x faster than
 SpikingJelly, within 1.3x of the floor; SLTT at most 30 % of BPTT's memory at T = 100.
 SpikingJelly is optional (``pip install --no-deps spikingjelly loguru``). Timings depend on how busy the

@@ -4,10 +4,11 @@ import json
 import pytest
 import torch
 
-import spikelab.bench as bench
+import spikelab.bench.delays as bench
 from spikelab.bench import format_delays_table, run_delays_benchmark
 from spikelab.training.memory import peak_allocated_bytes
 from spikelab.cli import build_parser
+from spikelab.errors import ConfigError
 
 SMALL = dict(rounds=2, warmup=1, threads=1, batch=3, steps=12, max_delay=4, layers=((10, 6), (6, 5)), seed=1)
 
@@ -33,13 +34,13 @@ def test_small_delays_benchmark(capsys):
 
 
 def test_missing_dcls_is_reported(monkeypatch):
-    real = bench._version
-    monkeypatch.setattr(bench, "_version", lambda package: None if package == "dcls" else real(package))
+    real = bench.package_version
+    monkeypatch.setattr(bench, "package_version", lambda package: None if package == "dcls" else real(package))
     result = run_delays_benchmark(**{**SMALL, "layers": ((6, 4),), "memory": False})
     assert "dcls" not in result["layers"][0]["variants"] and "not installed" in result["missing"]["dcls"]
     assert result["layers"][0]["ratios"]["dcls/spikelab"] is None
     assert "n/a" in format_delays_table(result)
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError, match="rounds"):
         run_delays_benchmark(rounds=1)
 
 

@@ -3,6 +3,7 @@ import json
 
 import pytest
 
+from spikelab.errors import ConfigError
 from spikelab.bench import format_lif_table, run_lif_benchmark
 
 
@@ -22,7 +23,7 @@ def test_small_benchmark_result(capsys):
 
 
 def test_missing_peer_is_reported(monkeypatch):
-    import spikelab.bench as bench
+    import spikelab.bench.lif as bench
 
     monkeypatch.setitem(bench.PEERS, "spikingjelly", ("no-such-package-xyz", None))
     result = run_lif_benchmark(rounds=2, warmup=0, threads=1, batch=2, steps=4, sizes=(6, 4, 2))
@@ -33,9 +34,9 @@ def test_missing_peer_is_reported(monkeypatch):
 
 
 def test_bad_arguments():
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError):
         run_lif_benchmark(rounds=1)
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError):
         run_lif_benchmark(reset="none")
 
 

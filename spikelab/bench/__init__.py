@@ -1,0 +1,19 @@
+"""Benchmarks behind ``spikelab bench``: spikelab side by side with its peers in one process, reported as ratios.
+
+==============  ==================================================================================================
+module          what it measures
+==============  ==================================================================================================
+``timing``      what all share: interleaved timing in one process, medians, ratios, the machine's load
+``lif``         LIF training speed vs snnTorch, SpikingJelly and the matrix-multiply floor
+``memory``      peak activation memory of one training step, BPTT vs SLTT vs SLTT-K
+``delays``      ``DelayedLinear`` vs the DCLS authors' ``Dcls1d``: speed, memory, agreement
+==============  ==================================================================================================
+
+Each ``run_*`` function returns a JSON-serialisable dict and prints nothing; ``format_*`` turns it into a table.
+"""
+from .delays import format_delays_table, run_delays_benchmark
+from .lif import format_lif_table, run_lif_benchmark
+from .memory import format_memory_table, run_memory_benchmark
+
+__all__ = ["run_lif_benchmark", "format_lif_table", "run_memory_benchmark", "format_memory_table",
+           "run_delays_benchmark", "format_delays_table"]

@@ -1,0 +1,274 @@
+"""LIF training speed against snnTorch, SpikingJelly and the matrix-multiply floor (:func:`run_lif_benchmark`).
+
+Task (``reference/frameworks.md`` section 3, deepened to three layers): a 700-256-256-20 fully connected
+LIF network, batch 32, T = 100 steps, Bernoulli(0.05) input spikes, loss = cross-entropy on the output
+spike counts, one forward + ``loss.backward()`` per iteration.
+
+Variants, all with the same input, targets and Linear weights (torch default init times ``weight_gain`` so
+the hidden layers fire a few percent of the time) and the same dynamics: ``v = beta*v + I``, beta 0.9,
+threshold 1, reset ``reset`` with the reset's spike detached, ATan surrogate with alpha 2:
+
+``spikelab``      ``nn.Linear`` over the whole sequence + :class:`spikelab.neurons.LIF` (one scan per layer)
+``snntorch``      ``nn.Linear`` + ``snntorch.Leaky`` called step by step, as in its tutorials
+``spikingjelly``  ``layer.Linear`` + ``neuron.LIFNode(step_mode="m", decay_input=False, tau=1/(1-beta))``
+                  (skipped with a note when spikingjelly is not installed)
+``floor``         the same three ``nn.Linear`` on the whole sequence with identity in place of every LIF
+                  layer (dense floats instead of spikes: the same matrix products), cross-entropy on the
+                  summed outputs: the time of the matrix products alone, forward + backward
+
+The default reset is ``"zero"``: it is the one reset with the same equations in all three frameworks
+(SpikingJelly's soft reset subtracts the threshold *before* the decay, ``v = beta*(v - thr*s) + I``, while
+snnTorch and spikelab subtract it after, ``v = beta*v + I - thr*s``), so the loss check can compare every
+variant. ``reset="subtract"`` runs the same benchmark with snnTorch's subtractive reset.
+
+Timing: :mod:`spikelab.bench.timing` (one process, interleaved rounds, medians). The result is a plain dict
+(JSON-serialisable); nothing is printed.
+"""
+from __future__ import annotations
+
+import logging
+import os
+
+import torch
+from torch import nn
+
+from spikelab.errors import ConfigError
+from .timing import (check_rounds, machine_state, package_version, median_ratio, summarize_times, time_interleaved,
+                     torch_threads, training_step, versions)
+
+BETA, THRESHOLD, ALPHA, INPUT_RATE, WEIGHT_GAIN = 0.9, 1.0, 2.0, 0.05, 3.0
+GOALS = {"snntorch/spikelab": (">=", 1.5), "spikingjelly/spikelab": (">=", 1.1), "spikelab/floor": ("<=", 1.3)}
+
+
+def _linears(sizes, seed: int) -> list[nn.Linear]:
+    with torch.random.fork_rng():  # seeded weights without touching the caller's random state
+        torch.manual_seed(seed)
+        layers = [nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:])]
+    with torch.no_grad():
+        for layer in layers:
+            layer.weight.mul_(WEIGHT_GAIN)
+            layer.bias.mul_(WEIGHT_GAIN)
+    return layers
+
+
+def _copy(layers: list[nn.Linear], cls=nn.Linear, **kwargs) -> list[nn.Linear]:
+    out = []
+    for layer in layers:
+        new = cls(layer.in_features, layer.out_features, **kwargs)
+        new.load_state_dict(layer.state_dict())
+        out.append(new)
+    return out
+
+
+def _spikelab(layers, reset):
+    from spikelab.neurons import LIF
+
+    net = nn.Sequential(*[m for layer in _copy(layers) for m in (layer, LIF(BETA, THRESHOLD, reset, slope=ALPHA))])
+    return net, _sequential_forward(net)
+
+
+def _sequential_forward(net):
+    """Forward of a Linear/neuron Sequential that also hands the hidden layers' spikes to ``probe``."""
+
+    def forward(x, probe=None):
+        for i, module in enumerate(net):
+            x = module(x)
+            if probe is not None and i % 2 and i < len(net) - 1:
+                probe.append(x)
+        return x.sum(0)
+
+    return forward
+
+
+def _snntorch(layers, reset):
+    import snntorch
+    from snntorch import surrogate
+
+    linears = nn.ModuleList(_copy(layers))
+    lifs = nn.ModuleList(snntorch.Leaky(beta=BETA, threshold=THRESHOLD, reset_mechanism=reset,
+                                        spike_grad=surrogate.atan(alpha=ALPHA)) for _ in linears)
+    net = nn.ModuleList([linears, lifs])
+
+    def forward(x, probe=None):
+        mems = [lif.init_leaky() for lif in lifs]
+        out, hidden = [], [[] for _ in lifs]
+        for x_t in x:
+            for i, (linear, lif) in enumerate(zip(linears, lifs)):
+                x_t, mems[i] = lif(linear(x_t), mems[i])
+                hidden[i].append(x_t)
+            out.append(x_t)
+        if probe is not None:
+            probe += [torch.stack(h) for h in hidden[:-1]]
+        return torch.stack(out).sum(0)
+
+    return net, forward
+
+
+def _spikingjelly(layers, reset):
+    from spikingjelly.activation_based import functional, layer, neuron, surrogate
+
+    modules = []
+    for linear in _copy(layers, layer.Linear, step_mode="m"):
+        modules += [linear, neuron.LIFNode(tau=1 / (1 - BETA), decay_input=False, v_threshold=THRESHOLD,
+                                           v_reset=0.0 if reset == "zero" else None,
+                                           surrogate_function=surrogate.ATan(alpha=ALPHA), detach_reset=True,
+                                           step_mode="m")]
+    net = nn.Sequential(*modules)
+    sequential = _sequential_forward(net)
+
+    def forward(x, probe=None):
+        functional.reset_net(net)
+        return sequential(x, probe)
+
+    return net, forward
+
+
+def _floor(layers, reset):
+    net = nn.Sequential(*_copy(layers))
+
+    def forward(x, probe=None):
+        return net(x).sum(0)
+
+    return net, forward
+
+
+PEERS = {"snntorch": ("snntorch", _snntorch), "spikingjelly": ("spikingjelly", _spikingjelly)}
+
+
+def run_lif_benchmark(rounds: int = 30, warmup: int = 3, threads: int = 2, batch: int = 32, steps: int = 100,
+                      sizes: tuple[int, ...] = (700, 256, 256, 20), seed: int = 0, reset: str = "zero") -> dict:
+    """Time forward + backward of the LIF network for every available variant (see the module docstring).
+
+    Args:
+        rounds: timed iterations per variant (at least 2).
+        warmup: untimed rounds first (numba compilation or cache loading, allocator warm-up).
+        threads: torch intra-op threads for the run (restored afterwards).
+        batch, steps, sizes: batch size, time steps T, layer widths (input, hidden..., output).
+        seed: seeds weights, input and targets.
+        reset: ``"zero"`` (the same equations in every framework) or ``"subtract"`` (see module docstring).
+
+    Returns:
+        A JSON-serialisable dict: ``config``, ``versions``, ``variants`` (per variant: median / IQR / min of
+        forward, backward and total ms, the raw total times, loss, hidden firing rates, norm of the first
+        layer's weight gradient), ``missing`` (peer -> why it was skipped), ``loss_check``, ``ratios``
+        (``peer/spikelab``: how many times faster spikelab is; ``spikelab/floor``: its cost over the bare
+        matrix products), ``goals`` and ``notes``.
+    """
+    check_rounds(rounds)
+    if reset not in ("zero", "subtract"):
+        raise ConfigError(f"reset must be 'zero' or 'subtract' (the resets all three frameworks have), got {reset!r}")
+    triton_log = logging.getLogger("torch._library.triton")  # SpikingJelly's custom ops warn when triton is absent
+    old_level = triton_log.level
+    triton_log.setLevel(logging.ERROR)
+    try:
+        with torch_threads(threads):
+            return _run(rounds, warmup, threads, batch, steps, tuple(sizes), seed, reset)
+    finally:
+        triton_log.setLevel(old_level)
+
+
+def _run(rounds, warmup, threads, batch, steps, sizes, seed, reset) -> dict:
+    layers = _linears(sizes, seed)
+    generator = torch.Generator().manual_seed(seed)
+    x = (torch.rand(steps, batch, sizes[0], generator=generator) < INPUT_RATE).float()
+    target = torch.randint(0, sizes[-1], (batch,), generator=generator)
+    builders, missing = {"spikelab": _spikelab}, {}
+    for name, (package, builder) in PEERS.items():
+        if package_version(package) is None:
+            missing[name] = f"{package} is not installed (pip install --no-deps {package})"
+        else:
+            builders[name] = builder
+    builders["floor"] = _floor
+
+    variants = {}
+    for name, build in builders.items():
+        try:
+            net, forward = build(layers, reset)
+        except Exception as error:  # a peer that imports but fails to build is reported, not fatal
+            missing[name] = f"{type(error).__name__}: {error}"
+            continue
+        variants[name] = (net, forward)
+
+    load_before = os.getloadavg()[0]
+    info = {}
+    for name, (net, forward) in variants.items():  # one checked pass each: loss, rates, gradient (untimed)
+        hidden = []
+        loss = nn.functional.cross_entropy(forward(x, hidden), target)
+        loss.backward()
+        info[name] = {"loss": loss.item(), "hidden_rates": [h.mean().item() for h in hidden],
+                      "grad_norm_w1": next(net.parameters()).grad.norm().item()}
+    names = list(variants)
+    times = time_interleaved({name: training_step(net, lambda forward=forward: nn.functional.cross_entropy(
+        forward(x), target)) for name, (net, forward) in variants.items()}, rounds, warmup)
+
+    result_variants = {name: {**summarize_times(times[name]["forward"], times[name]["backward"]), **info[name]}
+                       for name in names}
+    return {
+        "config": {"rounds": rounds, "warmup": warmup, "threads": threads, "batch": batch, "steps": steps,
+                   "sizes": list(sizes), "seed": seed, "reset": reset, "beta": BETA, "threshold": THRESHOLD,
+                   "surrogate": f"atan(alpha={ALPHA})", "detach_reset": True, "input_rate": INPUT_RATE,
+                   "weight_gain": WEIGHT_GAIN},
+        "machine": machine_state(load_before),
+        "versions": versions("torch", "numba", "snntorch", "spikingjelly"),
+        "variants": result_variants,
+        "missing": missing,
+        "loss_check": _loss_check(result_variants, reset),
+        "ratios": _ratios(result_variants),
+        "goals": _goals(result_variants),
+        "notes": [
+            "times are wall-clock ms per iteration (forward + loss + backward), interleaved in one process; "
+            "load_average_1min (before, after) shows how busy the machine was",
+            "peer/spikelab > 1 means spikelab is faster; spikelab/floor is its cost over the matrix products alone",
+            "floor: identity in place of every LIF layer (same Linear products, forward + backward)",
+        ] + [f"{name} skipped: {why}" for name, why in missing.items()],
+    }
+
+
+def _loss_check(variants: dict, reset: str) -> dict:
+    """Do the variants with the same equations reach the same loss? (SpikingJelly's soft reset differs.)"""
+    losses = {name: v["loss"] for name, v in variants.items() if name != "floor"}
+    compared = [name for name in losses if not (name == "spikingjelly" and reset == "subtract")]
+    spread = max(losses[name] for name in compared) - min(losses[name] for name in compared)
+    return {"losses": losses, "compared": compared, "max_abs_diff": spread,
+            "agree": spread <= 1e-4 * max(1.0, abs(losses["spikelab"]))}
+
+
+def _ratios(variants: dict) -> dict:
+    return {key: median_ratio(variants, *key.split("/")) for key in GOALS}
+
+
+def _goals(variants: dict) -> dict:
+    goals = {}
+    for key, (op, target) in GOALS.items():
+        ratio = median_ratio(variants, *key.split("/"))
+        goals[f"{key} {op} {target}"] = None if ratio is None else (ratio >= target if op == ">=" else ratio <= target)
+    return goals
+
+
+def format_lif_table(result: dict) -> str:
+    """A plain-text table of :func:`run_lif_benchmark`'s result: medians, IQR, ratios, loss check, goals."""
+    cfg = result["config"]
+    lines = [f"LIF {'-'.join(map(str, cfg['sizes']))}, batch {cfg['batch']}, T={cfg['steps']}, "
+             f"reset={cfg['reset']}, {cfg['threads']} threads, {cfg['rounds']} rounds "
+             f"(torch {result['versions']['torch']}, numba {result['versions']['numba']}, load average "
+             f"{result['machine']['load_average_1min'][0]:.2f} -> {result['machine']['load_average_1min'][1]:.2f})",
+             f"{'variant':<13}{'fwd ms':>8}{'bwd ms':>8}{'total ms':>10}{'IQR':>16}{'min':>8}"
+             f"{'x spikelab':>11}{'loss':>9}{'|dW1|':>9}  hidden rates"]
+    base = result["variants"].get("spikelab", {}).get("median_ms")
+    for name, v in result["variants"].items():
+        q1, q3 = v["iqr_ms"]
+        rates = ", ".join(f"{r:.1%}" for r in v["hidden_rates"])
+        lines.append(f"{name:<13}{v['forward_median_ms']:>8.1f}{v['backward_median_ms']:>8.1f}{v['median_ms']:>10.1f}"
+                     f"{f'{q1:.1f}-{q3:.1f}':>16}{v['min_ms']:>8.1f}{v['median_ms'] / base:>11.2f}"
+                     f"{v['loss']:>9.4f}{v['grad_norm_w1']:>9.2f}  {rates}")
+    check = result["loss_check"]
+    lines.append(f"loss check ({', '.join(check['compared'])}): max |diff| {check['max_abs_diff']:.2e} -> "
+                 f"{'agree' if check['agree'] else 'DIFFER'}")
+    for key, met in result["goals"].items():
+        ratio = result["ratios"][key.split()[0]]
+        lines.append(f"goal {key}: " + ("n/a (peer missing)" if ratio is None else
+                                         f"{ratio:.2f} {'met' if met else 'NOT met'}"))
+    lines += [f"note: {note}" for note in result["notes"]]
+    return "\n".join(lines)
+
+
