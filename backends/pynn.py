@@ -55,6 +55,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from spikelab.errors import ExportError
+from spikelab.functional.lif import time_constant
+from spikelab.optional import require
 from spikelab.graph import Network, Population, Projection
 
 #: Input spike of step k is emitted at (k + INPUT_OFFSET) * dt: pyNN.nest moves source spikes earlier by one
@@ -82,15 +84,16 @@ def cell_parameters(population: Population, dt: float) -> dict[str, np.ndarray]:
 
 
 def membrane_time_constant(beta: np.ndarray, dt: float) -> np.ndarray:
-    """``tau_m = -dt / ln(beta)`` (ms), moved by one ulp where that makes ``exp(-dt / tau_m)``, the leak NEST
-    computes (C's ``exp``, as Python's :func:`math.exp`), equal ``beta`` to the last bit.
+    """``tau_m = -dt / ln(beta)`` (ms, :func:`spikelab.functional.lif.time_constant`), moved by one ulp where that
+    makes ``exp(-dt / tau_m)``, the leak NEST computes (C's ``exp``, as Python's :func:`math.exp`), equal ``beta``
+    to the last bit.
 
     ``-dt / ln(beta)`` rounds twice. Measured on 20,000 float32 betas per range: its ``exp(-dt / tau_m)``
     misses ``beta`` for 8 in ``[0.5, 0.9)`` and none in ``[0.9, 0.999)``, and a neighbouring float hits it every
     time; below 0.5 it misses 24-70 % of them, and no float64 ``tau_m`` reaches most of those (``exp`` steps
     over them), so ``-dt / ln(beta)`` is kept: an ulp of the small ``beta v`` there rarely survives the addition.
     """
-    tau_m = -dt / np.log(beta)
+    tau_m = time_constant(beta, dt)
     for value in np.unique(beta):
         at = beta == value
         nominal = float(tau_m[at][0])
@@ -187,7 +190,7 @@ def _nest():
     os.environ.setdefault("PYNEST_QUIET", "1")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        import pyNN.nest as sim
+        sim = require("pyNN.nest", "running a network on NEST")
         from pyNN.nest.standardmodels import cells
     cells.IF_curr_delta.variable_map = {"v": "V_m"}
     cells.IF_curr_delta.scale_factors = {"v": 1}
@@ -279,14 +282,16 @@ def write_script(network: Network, folder, decode: str = "mean_membrane", inputs
     """Write a standalone PyNN script (``run_pynn.py``) and its ``network.npz`` into ``folder``.
 
     The script needs only PyNN and numpy: it is what a SpiNNaker user submits (``--simulator spiNNaker``). It
-    decodes the output with ``decode`` (the run's loss: ``mean_membrane``, ``spike_count``, ``summed_softmax``,
-    ``per_step``). ``inputs`` (optional, ``(N, T, n_input)`` binary) is written as ``inputs.npz`` to run it on.
+    decodes the output with ``decode`` (the run's loss, :mod:`spikelab.decoding`, a copy of which is written beside
+    it as ``spikelab_decoding.py``). ``inputs`` (optional, ``(N, T, n_input)`` binary) is written as ``inputs.npz`` to run it on.
     ``max_expected_summed_weight`` (``{population: [exc, inh]}``) is passed to sPyNNaker, fixing its weight grid
     (:func:`spikelab.backends.spinnaker.check` gives the worst case). Returns the paths written.
     """
     import json
     import shutil
     from pathlib import Path
+
+    from spikelab import decoding
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -307,8 +312,9 @@ def write_script(network: Network, folder, decode: str = "mean_membrane", inputs
             "max_expected_summed_weight": max_expected_summed_weight or {},
             "cell_parameters": [key for key in cell_parameters(network.populations[1], network.dt) if key != "i_offset"]}
     np.savez(folder / "network.npz", meta=json.dumps(meta), **arrays)
-    paths = [folder / "run_pynn.py", folder / "network.npz"]
+    paths = [folder / "run_pynn.py", folder / "network.npz", folder / "spikelab_decoding.py"]
     shutil.copyfile(Path(__file__).with_name("pynn_script.py"), paths[0])
+    shutil.copyfile(decoding.__file__, paths[2])
     if inputs is not None:
         inputs = np.asarray(inputs, dtype=np.uint8)
         np.savez_compressed(folder / "inputs.npz", spikes=inputs)

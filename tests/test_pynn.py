@@ -10,13 +10,20 @@ import pytest
 import torch
 
 import spikelab as sl
-from spikelab.backends.pynn import cell_parameters, connection_lists, membrane_time_constant, run_nest
 from spikelab.cli import main
 from spikelab.errors import ExportError
-from spikelab.export import Run, compare_on_nest, load_run, load_test_spikes
+from spikelab.export import compare_on_nest
+from spikelab.run import Binning, RunConfig, TrainedRun
 from spikelab.graph import Network, Population, Projection, simulate
 
+from parts import need
 from test_graph import mixed_net, torch_outputs
+
+need("pyNN.nest")
+from spikelab.backends.pynn import (cell_parameters, connection_lists, membrane_time_constant,  # noqa: E402
+                                   run_nest)
+
+pytestmark = pytest.mark.pynn
 
 
 def random_lif_net(seed, depth, refractory_steps, sizes=(40, 60, 30, 10)):
@@ -90,8 +97,8 @@ def test_bias_alone_drives_the_membrane_as_in_torch():
 
 
 def test_leak_equals_beta_to_the_last_bit_on_nest():
-    """NEST's leak exp(-1 / tau_m) is beta itself where tau_m = -1 / ln(beta) misses it by an ulp: a readout driven by one
-    spike of weight 1 at step 0 holds beta^t on NEST bit for bit as in the float64 reference."""
+    """NEST's leak exp(-1 / tau_m) is beta itself where tau_m = -1 / ln(beta) misses it by an ulp: a readout
+    driven by one spike of weight 1 at step 0 holds beta^t on NEST bit for bit as in the float64 reference."""
     rng = np.random.default_rng(0)
     betas = []
     while len(betas) < 8:        # about 2 % of betas in [0.3, 0.5) miss by an ulp and have a tau_m that hits
@@ -142,12 +149,13 @@ def test_a_tie_split_by_rounding_is_reported_with_its_margin():
     rng = np.random.default_rng(2)
     weight = next(float(w) for w in rng.uniform(0.5, 2.0, 1000) if w * 1000.0 * 0.001 != w)
     threshold = weight * 1000.0 * 0.001
-    net = sl.Sequential(sl.Linear(1, 1, bias=False), sl.LIF(beta=0.5, threshold=threshold)).double().eval()
+    net = sl.Sequential(sl.Linear(1, 1, bias=False), sl.LIF(beta=0.5, threshold=threshold), dt=1.0).double().eval()
     with torch.no_grad():
         net[0].weight.fill_(weight)
     x = torch.zeros(4, 1, 1, dtype=torch.float64)
     x[0] = 1.0
-    result = compare_on_nest(Run(net, 1.0, "mean_membrane", {}, None), x, torch.zeros(1, dtype=torch.long))
+    run = TrainedRun(net, RunConfig(None, None, Binning(dt=1.0)), "a hand-built model")
+    result = compare_on_nest(run, x, torch.zeros(1, dtype=torch.long))
     lif = result["populations"]["lif1"]
     assert lif["spikes"] == 0 and lif["mismatches"] == 0
     assert lif["ties"] == [{"sample": 0, "step": 0, "neuron": 0, "membrane": weight, "margin": weight - threshold}]
@@ -182,8 +190,8 @@ def test_counts_input_is_refused():
 
 @pytest.mark.slow
 def test_demo_network_predicts_the_same_on_nest_for_its_whole_test_split(demo_run):
-    run = load_run(demo_run)
-    x, y = load_test_spikes(run)
+    run = TrainedRun.load(demo_run)
+    x, y = run.spikes()
     assert x.shape[1] == 359 and set(np.unique(x.numpy())) <= {0.0, 1.0}
     result = compare_on_nest(run, x, y)
     assert result["same_predictions"] == 1.0
@@ -213,8 +221,8 @@ def test_trained_runs_equal_nest_to_the_last_bit(options, nmnist_sample, tmp_pat
         options = [*options, "--data-dir", str(nmnist_sample)]
     run_dir = tmp_path / "run"
     assert main(["train", "--hidden", "64", "--epochs", "1", "--no-progress", "--out", str(run_dir), *options]) == 0
-    run = load_run(run_dir)
-    x, y = load_test_spikes(run, limit=12)
+    run = TrainedRun.load(run_dir)
+    x, y = run.spikes(limit=12)
     result = compare_on_nest(run, x, y)
     populations = result["populations"]
     assert populations["lif1"]["spikes"] > 1000
@@ -232,8 +240,8 @@ def test_standalone_pynn_script_runs_on_nest_like_spikelab(demo_run, tmp_path):
                             env={**os.environ, "PYNEST_QUIET": "1"}, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     results = np.load(tmp_path / "results.npz")
-    run = load_run(demo_run)
-    x, _ = load_test_spikes(run, limit=3)
+    run = TrainedRun.load(demo_run)
+    x, _ = run.spikes(limit=3)
     network = run.network()
     with torch.no_grad(), sl.record(run.model) as recorded:
         out = run.model(x)
