@@ -405,6 +405,8 @@ def discounted_reward(reward: Tensor, decay: float) -> Tensor:
         raise ConfigError(f"the eligibility decay must be in [0, 1], got {decay!r}")
     if decay == 0:
         return reward
+    if decay == 1:      # no discount: the total reward from t on
+        return reward.flip(0).cumsum(0).flip(0)
     return leaky_integrate(reward.flip(0), decay).flip(0)
 
 
