@@ -170,3 +170,40 @@ def test_bad_parameters_raise_config_errors():
         stdp_terms(pre, pre, STDPParameters(w_min=1.0, w_max=0.0))
     with pytest.raises(ConfigError, match="types"):
         bounds_by_type(torch.tensor([0, 3]), [0.0], [1.0])
+
+
+@pytest.mark.parametrize("reduce", ["sum", "none"])
+def test_regrouped_all_to_all_terms_equal_the_direct_pairing(reduce):
+    """All-to-all terms summed over presynaptic spikes (reversed post trace) equal the direct pair sums (which a
+    rate varying by presynaptic neuron forces), carried traces included; stdp_update's one-pass additive change
+    equals apply_stdp of the two terms."""
+    g = torch.Generator().manual_seed(7)
+    pre = (torch.rand(50, 3, 8, generator=g) < 0.2).double()
+    post = (torch.rand(50, 3, 5, generator=g) < 0.2).double()
+    state = plasticity.STDPState(torch.rand(3, 8, generator=g, dtype=torch.float64),
+                                 torch.rand(3, 5, generator=g, dtype=torch.float64))
+    rate = torch.rand(50, 3, 1, generator=g, dtype=torch.float64)
+    p = STDPParameters(a_plus=0.02 * rate, a_minus=0.01 * rate, w_min=-9.0, w_max=9.0)
+    direct = p._replace(a_plus=p.a_plus.expand(50, 3, 8), a_minus=p.a_minus.expand(50, 3, 8))
+    regrouped, reference = stdp_terms(pre, post, p, state, reduce), stdp_terms(pre, post, direct, state, reduce)
+    for mine, theirs in zip(regrouped[:2] + regrouped[2], reference[:2] + reference[2]):
+        torch.testing.assert_close(mine, theirs, rtol=0, atol=1e-13)
+    w = torch.zeros_like(regrouped[0])
+    updated, _ = plasticity.stdp_update(w, pre, post, p, state, reduce)
+    torch.testing.assert_close(updated, apply_stdp(w, *reference[:2], p), rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize("pairing", ["all", "nearest"])
+def test_torch_path_equals_the_kernels(pairing, monkeypatch):
+    """The torch code (GPU tensors take it) and the numba kernels give the same terms and traces."""
+    g = torch.Generator().manual_seed(8)
+    pre = (torch.rand(40, 3, 8, generator=g) < 0.2).double()
+    post = (torch.rand(40, 3, 5, generator=g) < 0.2).double()
+    state = plasticity.STDPState(torch.rand(3, 8, generator=g, dtype=torch.float64),
+                                 torch.rand(3, 5, generator=g, dtype=torch.float64))
+    p = STDPParameters(a_plus=0.02, a_minus=0.01, pairing=pairing)
+    kernels = stdp_terms(pre, post, p, state, "none")
+    monkeypatch.setattr(plasticity, "_kernel_ok", lambda t: False)
+    torch_ops = stdp_terms(pre, post, p, state, "none")
+    for mine, theirs in zip(kernels[:2] + kernels[2], torch_ops[:2] + torch_ops[2]):
+        torch.testing.assert_close(mine, theirs, rtol=0, atol=1e-13)

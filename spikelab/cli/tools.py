@@ -9,12 +9,14 @@ from .common import EPILOG, add_run_dir_argument
 
 
 def add_commands(commands) -> None:
-    benchmark = commands.add_parser("bench", help="speed and memory benchmarks against snnTorch and SpikingJelly",
+    benchmark = commands.add_parser("bench", help="speed and memory benchmarks against snnTorch, SpikingJelly, DCLS",
                                     description="Interleaved side-by-side benchmark in one process; medians and ratios.")
-    benchmark.add_argument("target", choices=("lif", "delays"),
+    benchmark.add_argument("target", choices=("lif", "delays", "stdp"),
                            help="lif: 700-256-256-20 LIF net, batch 32, T=100, forward+backward time; then BPTT vs "
                                 "SLTT peak memory at T=100 and 500. delays: DelayedLinear vs the DCLS package's Dcls1d "
-                                "in the SHD setting (140->256 and 256->256, 25 taps), time and peak memory")
+                                "in the SHD setting (140->256 and 256->256, 25 taps), time and peak memory. stdp: the "
+                                "STDP update of a 700->256 LIF layer (batch 32, T=100) vs one forward pass of it and "
+                                "SpikingJelly's STDPLearner")
     benchmark.add_argument("--json", action="store_true", help="print the full result as JSON")
     benchmark.add_argument("--rounds", type=int, default=30, help="timed iterations per variant (default 30)")
     benchmark.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
@@ -36,6 +38,8 @@ def bench(args) -> int:
 
     if args.target == "delays":
         return bench_delays(args)
+    if args.target == "stdp":
+        return bench_stdp(args)
     speed = run_lif_benchmark(rounds=args.rounds, threads=args.threads, reset=args.reset)
     memory = run_memory_benchmark(threads=args.threads)
     if args.json:
@@ -50,6 +54,14 @@ def bench_delays(args) -> int:
 
     result = run_delays_benchmark(rounds=args.rounds, threads=args.threads)
     print(json.dumps(result, indent=2) if args.json else format_delays_table(result))
+    return 0
+
+
+def bench_stdp(args) -> int:
+    from spikelab.bench import format_stdp_table, run_stdp_benchmark
+
+    result = run_stdp_benchmark(rounds=args.rounds, threads=args.threads)
+    print(json.dumps(result, indent=2) if args.json else format_stdp_table(result))
     return 0
 
 

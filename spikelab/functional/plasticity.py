@@ -78,12 +78,13 @@ import torch
 from torch import Tensor
 
 from spikelab.errors import ConfigError
-from spikelab.functional.lif import leaky_integrate
+from spikelab.functional.lif import _broadcast, _flat, leaky_integrate
 
 PAIRINGS = ("all", "nearest")
 WEIGHT_DEPENDENCES = ("additive", "multiplicative")
 REDUCTIONS = ("sum", "mean", "none")
 SPARSE_DENSITY = 0.25  # below this fraction of nonzero spikes the CPU kernel beats a dense matrix product
+_NUMPY = {torch.float32: np.float32, torch.float64: np.float64}
 
 
 class STDPParameters(NamedTuple):
@@ -179,14 +180,12 @@ def trace_step(trace: Tensor | None, spikes_t: Tensor, decay: float | Tensor, in
 
 def trace_scan(spikes: Tensor, decay: float | Tensor, increment: float | Tensor = 1.0, pairing: str = "all",
                initial: Tensor | None = None) -> Tensor:
-    """The trace after every step of a whole sequence, without a Python loop over steps.
-
-    All-to-all traces run the compiled leaky-integrator scan (:func:`spikelab.functional.lif.leaky_integrate`);
-    nearest traces have a closed form from each step's latest spike (a cumulative max over time).
+    """The trace after every step of a whole sequence, in one compiled scan on the CPU (a loop of
+    :func:`trace_step` elsewhere, the reference).
 
     Args:
         spikes: ``(T, B, N)`` spikes (nearest pairing counts any nonzero value as one spike).
-        decay, increment, pairing: as :func:`trace_step`.
+        decay, increment, pairing: as :func:`trace_step` (tensors broadcastable to one step, ``(B, N)``).
         initial: the trace before the first step ``(B, N)`` (carried from an earlier sequence), or None for zeros.
 
     Returns:
@@ -195,18 +194,36 @@ def trace_scan(spikes: Tensor, decay: float | Tensor, increment: float | Tensor 
     _check_pairing(pairing)
     if not isinstance(spikes, Tensor) or spikes.dim() < 2:
         raise ConfigError("spikes must be a tensor shaped (T, B, ...neurons)")
-    spikes = spikes if spikes.is_floating_point() else spikes.float()
-    if pairing == "all":
-        return leaky_integrate(spikes * (decay * increment), decay, initial)
-    steps = torch.arange(spikes.shape[0], device=spikes.device).view(-1, *([1] * (spikes.dim() - 1)))
-    latest = torch.where(spikes > 0, steps, -1).cummax(0).values        # step of the latest spike so far, or -1
-    decay = torch.as_tensor(decay, dtype=spikes.dtype, device=spikes.device)
-    since_spike = decay ** (steps - latest + 1).to(spikes.dtype)           # decay**(t - latest + 1)
-    traces = increment * since_spike
-    before_any = latest < 0
-    if initial is None:
-        return torch.where(before_any, torch.zeros_like(traces), traces)
-    return torch.where(before_any, initial * decay ** (steps + 1).to(spikes.dtype), traces)
+    return _scan(spikes if spikes.is_floating_point() else spikes.float(), decay, increment, pairing, initial)
+
+
+def _scan(spikes: Tensor, decay, increment, pairing: str, initial: Tensor | None = None, reverse: bool = False,
+          exclusive: bool = False) -> Tensor:
+    """:func:`trace_scan`, optionally from the last step back (``reverse``) and giving each step's trace before
+    its own spike (``exclusive``: what the step pairs with)."""
+    if not _kernel_ok(spikes):
+        ordered = spikes.flip(0) if reverse else spikes
+        traces, trace = [], initial
+        for spikes_t in ordered:
+            before = torch.zeros_like(spikes_t) if trace is None else trace
+            trace = trace_step(trace, spikes_t, decay, increment, pairing)
+            traces.append(before if exclusive else trace)
+        out = torch.stack(traces) if traces else torch.zeros_like(spikes)
+        return out.flip(0) if reverse else out
+    from spikelab.functional import _plasticity_kernels  # numba loads on first use only
+
+    nearest = pairing == "nearest"
+    step_shape = spikes.shape[1:]
+    per_neuron = [_flat(_broadcast(name, value, step_shape, spikes)) for name, value in
+                  (("decay", decay), ("increment", increment), ("initial", 0.0 if initial is None else initial))]
+    out = torch.empty_like(spikes)
+    _plasticity_kernels.trace_scan(_flat((spikes != 0).to(spikes.dtype) if nearest else spikes, True), *per_neuron,
+                                   _NUMPY[spikes.dtype](nearest), reverse, exclusive, _flat(out, True))
+    return out
+
+
+def _kernel_ok(t: Tensor) -> bool:
+    return t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64)
 
 
 def trace_before(traces: Tensor, initial: Tensor | None = None) -> Tensor:
@@ -220,17 +237,21 @@ def _check_reduce(reduce: str) -> None:
         raise ConfigError(f"reduce must be one of {', '.join(REDUCTIONS)}, got {reduce!r}")
 
 
-def _use_kernel(spikes: Tensor, dense: Tensor) -> bool:
-    if spikes.device.type != "cpu" or spikes.dtype not in (torch.float32, torch.float64) or dense.dtype != spikes.dtype:
+def _use_kernel(spikes: Tensor, reduce: str) -> bool:
+    if not _kernel_ok(spikes):
         return False
-    return spikes.numel() > 0 and torch.count_nonzero(spikes).item() < SPARSE_DENSITY * spikes.numel()
+    if reduce == "none":   # per sample: one path whatever the other samples hold (a sample's result stays bitwise)
+        return True
+    sample = spikes.reshape(-1)[::97]   # the density, estimated from every 97th entry
+    return sample.numel() > 0 and torch.count_nonzero(sample).item() < SPARSE_DENSITY * sample.numel()
 
 
 def spike_outer_sum(spikes: Tensor, dense: Tensor, reduce: str = "sum") -> Tensor:
     """``sum_{t, b} spikes[t, b, :]^T (outer) dense[t, b, :]``: the matrix product every pair term reduces to.
 
-    On the CPU, for sparse ``spikes`` (under 25 % nonzero) a compiled kernel visits only the nonzero entries;
-    otherwise one matrix product (``bmm`` for ``reduce="none"``). Both sum each sample over time in order.
+    On the CPU a compiled kernel visits only the nonzero entries of ``spikes``, summing over time in order; it
+    runs when under 25 % of them are nonzero, and always for ``reduce="none"`` (so each sample's result is the
+    same, bit for bit, whatever the rest of the batch holds). Elsewhere, one matrix product (``bmm`` per sample).
 
     Args:
         spikes: ``(T, B, n)``, mostly zeros (spikes, possibly weighted).
@@ -245,7 +266,7 @@ def spike_outer_sum(spikes: Tensor, dense: Tensor, reduce: str = "sum") -> Tenso
     m = dense.shape[2]
     dtype = torch.promote_types(spikes.dtype, dense.dtype)
     spikes, dense = spikes.to(dtype), dense.to(dtype)
-    if _use_kernel(spikes, dense):
+    if _use_kernel(spikes, reduce):
         from spikelab.functional import _plasticity_kernels  # numba loads on first use only
 
         out = torch.zeros(batch if reduce == "none" else 1, n, m, dtype=dtype)
@@ -278,9 +299,24 @@ def _after_sum(rate, total: Tensor) -> Tensor:
     return total if isinstance(rate, Tensor) else rate * total
 
 
+def _check_sequences(pre_spikes: Tensor, post_spikes: Tensor) -> None:
+    if pre_spikes.dim() != 3 or post_spikes.dim() != 3 or pre_spikes.shape[:2] != post_spikes.shape[:2]:
+        raise ConfigError(f"pre spikes {tuple(pre_spikes.shape)} and post spikes {tuple(post_spikes.shape)} must "
+                          "be (T, B, N_pre) and (T, B, N_post) with the same T and B")
+
+
+def _per_step(rate) -> bool:
+    """A rate that may vary by step and sample but not by presynaptic neuron (it can move to the post side)."""
+    return not isinstance(rate, Tensor) or rate.dim() == 0 or rate.shape[-1] == 1
+
+
 def stdp_terms(pre_spikes: Tensor, post_spikes: Tensor, p: STDPParameters, state: STDPState | None = None,
                reduce: str = "sum") -> tuple[Tensor, Tensor, STDPState]:
-    """LTP and LTD of a whole sequence (weights frozen during it): two trace scans and two pair sums.
+    """LTP and LTD of a whole sequence (weights frozen during it): trace scans and spike-weighted outer sums.
+
+    All-to-all pairing with rates that do not vary by presynaptic neuron regroups LTP by presynaptic spike
+    (``sum_t s_post[t] x_pre[t-1] = sum_t s_pre[t] y_post[t]``, ``y`` the trace of the *later* post spikes, a
+    reversed scan), so both terms are sums over the presynaptic spikes and no presynaptic trace is formed.
 
     Args:
         pre_spikes: ``(T, B, N_pre)`` presynaptic spikes, as they arrive at the synapses.
@@ -294,9 +330,10 @@ def stdp_terms(pre_spikes: Tensor, post_spikes: Tensor, p: STDPParameters, state
         positive rates (:func:`apply_stdp` adds ``ltp`` and subtracts ``ltd``), and the traces after the last step.
     """
     p = check_stdp_parameters(p)
-    if pre_spikes.dim() != 3 or post_spikes.dim() != 3 or pre_spikes.shape[:2] != post_spikes.shape[:2]:
-        raise ConfigError(f"pre spikes {tuple(pre_spikes.shape)} and post spikes {tuple(post_spikes.shape)} must "
-                          "be (T, B, N_pre) and (T, B, N_post) with the same T and B")
+    _check_sequences(pre_spikes, post_spikes)
+    _check_reduce(reduce)
+    if p.pairing == "all" and _per_step(p.a_plus) and _per_step(p.a_minus):
+        return _all_to_all_terms(pre_spikes, post_spikes, p, state, reduce, combine=False)
     pre_initial, post_initial = (None, None) if state is None else state
     pre_traces = trace_scan(pre_spikes, trace_decay(p.tau_plus), 1.0, p.pairing, pre_initial)
     post_traces = trace_scan(post_spikes, trace_decay(p.tau_minus), 1.0, p.pairing, post_initial)
@@ -304,6 +341,57 @@ def stdp_terms(pre_spikes: Tensor, post_spikes: Tensor, p: STDPParameters, state
     ltd = spike_outer_sum(_scaled(p.a_minus, pre_spikes), trace_before(post_traces, post_initial), reduce)
     return _after_sum(p.a_plus, ltp), _after_sum(p.a_minus, ltd.transpose(-1, -2)), STDPState(pre_traces[-1],
                                                                                               post_traces[-1])
+
+
+def _all_to_all_terms(pre_spikes: Tensor, post_spikes: Tensor, p: STDPParameters, state: STDPState | None,
+                      reduce: str, combine: bool) -> tuple[Tensor, Tensor | None, STDPState]:
+    """All-to-all terms as sums over presynaptic spikes (see :func:`stdp_terms`); ``combine``: one sum,
+    ``ltp - ltd``, returned as ``(change, None, state)``. Float rates ride in the scans as increments."""
+    d_plus, d_minus = trace_decay(p.tau_plus), trace_decay(p.tau_minus)
+    pre_initial, post_initial = (None, None) if state is None else state
+    tensor_plus, tensor_minus = isinstance(p.a_plus, Tensor), isinstance(p.a_minus, Tensor)
+    weighted_post = post_spikes * p.a_plus if tensor_plus else post_spikes        # rate of each LTP pair's post step
+    # sum_{t' > t} d^(t'-t) a+ s_post[t']: the later post spikes a pre spike at t pairs with
+    later = _scan(weighted_post, d_plus, 1.0 if tensor_plus else p.a_plus, "all", reverse=True, exclusive=True)
+    scale = 1.0 if tensor_minus else p.a_minus
+    initial = None if post_initial is None else post_initial.to(post_spikes) * scale
+    earlier = _scan(post_spikes, d_minus, scale, "all", initial, exclusive=True)  # a- x_post[t-1]
+    if tensor_minus:
+        earlier = earlier * p.a_minus
+    if combine:
+        terms = [spike_outer_sum(pre_spikes, later - earlier, reduce).transpose(-1, -2)]
+    else:
+        terms = [spike_outer_sum(pre_spikes, dense, reduce).transpose(-1, -2) for dense in (later, earlier)]
+    steps = torch.arange(pre_spikes.shape[0], dtype=pre_spikes.dtype, device=pre_spikes.device)
+    carried = torch.zeros_like(pre_spikes[0]) if pre_initial is None else pre_initial.to(pre_spikes)
+    if pre_initial is not None:   # this sequence's post spikes pair with the carried presynaptic trace d^t x[-1]
+        reach = torch.tensordot(d_plus ** steps, weighted_post, dims=1) * (1.0 if tensor_plus else p.a_plus)
+        pairs = reach.unsqueeze(2) * carried.unsqueeze(1)
+        terms[0] = terms[0] + (pairs if reduce == "none" else pairs.sum(0) / (len(carried) if reduce == "mean" else 1))
+    last = len(steps)   # the traces after the last step: x[T-1] = d^T x[-1] + sum_t d^(T-t) s[t]
+    traces = [d ** last * (torch.zeros_like(spikes[0]) if start is None else start.to(spikes))
+              + torch.tensordot(d ** (last - steps), spikes, dims=1)
+              for d, spikes, start in ((d_plus, pre_spikes, pre_initial), (d_minus, post_spikes, post_initial))]
+    new_state = STDPState(*traces)
+    return (terms[0], None, new_state) if combine else (terms[0], terms[1], new_state)
+
+
+def stdp_update(w: Tensor, pre_spikes: Tensor, post_spikes: Tensor, p: STDPParameters,
+                state: STDPState | None = None, reduce: str = "sum") -> tuple[Tensor, STDPState]:
+    """The weights after one sequence that ran with ``w``: ``apply_stdp(w, *stdp_terms(...))``.
+
+    Additive all-to-all STDP with rates per step and sample takes the fastest exact route: ``LTP - LTD`` as one
+    sum over the presynaptic spikes. Arguments as :func:`stdp_terms` and :func:`apply_stdp`; returns
+    ``(w_new, state)``.
+    """
+    p = check_stdp_parameters(p)
+    if p.weight_dependence == "additive" and p.pairing == "all" and _per_step(p.a_plus) and _per_step(p.a_minus):
+        _check_sequences(pre_spikes, post_spikes)
+        _check_reduce(reduce)
+        change, _, state = _all_to_all_terms(pre_spikes, post_spikes, p, state, reduce, combine=True)
+        return clip_weights(w + change.to(w.dtype), p.w_min, p.w_max), state
+    ltp, ltd, state = stdp_terms(pre_spikes, post_spikes, p, state, reduce)
+    return apply_stdp(w, ltp.to(w.dtype), ltd.to(w.dtype), p), state
 
 
 def stdp_step(pre_t: Tensor, post_t: Tensor, p: STDPParameters, state: STDPState | None = None,

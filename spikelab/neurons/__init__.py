@@ -16,5 +16,5 @@ from .homeostatic import HomeostaticLIF
 from .lif import LIF, LeakyIntegrator, RecurrentLIF
 from .ultra import ULTRA_NEURONS, UltraDLIF, UltraDPLIF, UltraLIF, UltraPLIF, set_spike_mode
 
-__all__ = ["Neuron", "LIFDescription", "LIF", "RecurrentLIF", "LeakyIntegrator", "HomeostaticLIF", "UltraLIF", "UltraPLIF", "UltraDLIF", "UltraDPLIF",
-           "ULTRA_NEURONS", "set_spike_mode"]
+__all__ = ["Neuron", "LIFDescription", "LIF", "RecurrentLIF", "LeakyIntegrator", "HomeostaticLIF", "UltraLIF",
+           "UltraPLIF", "UltraDLIF", "UltraDPLIF", "ULTRA_NEURONS", "set_spike_mode"]

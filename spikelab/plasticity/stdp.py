@@ -7,8 +7,8 @@ import torch
 from torch import Tensor, nn
 
 from spikelab.errors import ConfigError
-from spikelab.functional.plasticity import (STDPParameters, STDPState, apply_stdp, check_stdp_parameters,
-                                            discounted_reward, stdp_terms)
+from spikelab.functional.plasticity import (STDPParameters, STDPState, check_stdp_parameters, discounted_reward,
+                                            stdp_update)
 from spikelab.layers import Linear
 from spikelab.neurons.base import Neuron
 from spikelab.neurons.lif import RecurrentLIF
@@ -107,7 +107,16 @@ class STDP(LocalRule):
         self.projection, self.post = projection, post
         self._watch(projection, "pre", "input")
         self._watch(post, "post", "output")
+        if self.batch == "independent":
+            self._hooks.append(projection.register_forward_pre_hook(self._start_samples))
         return self
+
+    def _start_samples(self, projection, inputs) -> None:
+        """Independent mode, first training forward: every sample starts from the shared weights, as its own
+        matrix (so every forward of the mode runs the same per-sample product)."""
+        if projection.training and projection.sample_weight is None:
+            x = inputs[0]
+            projection.sample_weight = projection.weight.detach().expand(x.shape[x.dim() - 2], -1, -1).clone()
 
     def governed_parameters(self) -> list[nn.Parameter]:
         return [] if self.projection is None else [self.projection.weight]
@@ -132,18 +141,19 @@ class STDP(LocalRule):
             factor = modulation.to(pre).unsqueeze(-1)
             p = p._replace(a_plus=p.a_plus * factor, a_minus=p.a_minus * factor)
         with torch.no_grad():
-            ltp, ltd, traces = stdp_terms(pre, post, p, self.traces if self.carry_traces else None,
-                                          BATCH_MODES[self.batch])
+            independent = self.batch == "independent"
+            weights = self._sample_weights(pre.shape[1]) if independent else self.projection.weight
+            new, traces = stdp_update(weights, pre, post, p, self.traces if self.carry_traces else None,
+                                      BATCH_MODES[self.batch])
             self.traces = traces if self.carry_traces else None
-            if self.batch == "independent":
-                self.projection.sample_weight = apply_stdp(self._sample_weights(pre.shape[1]), ltp, ltd, p)
+            if independent:
+                self.projection.sample_weight = new
             else:
-                weight = self.projection.weight
-                weight.copy_(apply_stdp(weight, ltp.to(weight.dtype), ltd.to(weight.dtype), p))
+                weights.copy_(new)
 
     def _sample_weights(self, batch: int) -> Tensor:
         weights = self.projection.sample_weight
-        if weights is None:   # every sample starts from the shared weights
+        if weights is None:   # captured without a training forward: every sample starts from the shared weights
             return self.projection.weight.detach().expand(batch, -1, -1).clone()
         if weights.shape[0] != batch:
             raise ConfigError(f"batch='independent' holds {weights.shape[0]} per-sample weight matrices but the "
@@ -228,7 +238,8 @@ class RewardSTDP(STDP):
             post_spikes: a teacher's postsynaptic spikes, as :meth:`STDP.update`.
         """
         steps, batch = self.captured("pre").shape[:2]
-        reward = torch.as_tensor(reward, dtype=torch.float32)
+        reward = torch.as_tensor(reward)
+        reward = reward if reward.is_floating_point() else reward.float()
         if reward.shape == (batch,):
             per_step = torch.zeros(steps, batch, dtype=reward.dtype, device=reward.device)
             per_step[-1] = reward
