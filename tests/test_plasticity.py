@@ -323,3 +323,19 @@ def test_local_mode_without_gradient_parameters(tmp_path):
     again = Trainer(net, loss="spike_count", mode="local", epochs=1, batch_size=16, progress=False, out_dir=tmp_path)
     again.resume()
     torch.testing.assert_close(net[0].sample_weight, next(iter(saved.values()))["sample_weights"])
+
+
+def test_readme_local_learning_example_runs(tmp_path, monkeypatch):
+    """The README's local-learning example runs as written and leaves a run folder."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    (code,) = [block for block in re.findall(r"```python\n(.*?)```", readme, flags=re.S) if "sl.STDP(" in block]
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert (tmp_path / "runs/stdp/last.pt").is_file()
+    net = namespace["net"]
+    assert not net[0].weight.requires_grad and 0.0 <= net[0].weight.min() <= net[0].weight.max() <= 0.5
+    assert sl.plasticity.local_rules(net)

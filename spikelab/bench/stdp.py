@@ -31,8 +31,8 @@ import torch
 from torch import nn
 
 from spikelab.functional.plasticity import apply_stdp, spike_outer_sum, stdp_terms, trace_scan
-from .timing import (check_rounds, machine_state, median_ratio, package_version, summarize_times, time_interleaved,
-                     torch_threads, versions)
+from .timing import (check_rounds, goal_lines, goals_met, machine_state, median_ratio, package_version,
+                     summarize_times, time_interleaved, torch_threads, versions)
 
 INPUT_RATE, WEIGHT_GAIN, TAU, A_PLUS, A_MINUS = 0.05, 3.0, 20.0, 1e-3, 1.2e-3
 GOALS = {"spikelab/forward": ("<=", 1.0), "spikingjelly/spikelab": (">=", 10.0)}
@@ -165,9 +165,7 @@ def _run(rounds, warmup, threads, batch, steps, sizes, seed) -> dict:
         "agreement": agreement,
         "missing": missing,
         "ratios": ratios,
-        "goals": {f"{key} {op} {target}": None if ratios[key] is None else
-                  (ratios[key] >= target if op == ">=" else ratios[key] <= target)
-                  for key, (op, target) in GOALS.items()},
+        "goals": goals_met(ratios, GOALS),
         "notes": [
             "times are wall-clock ms per sequence update, interleaved in one process; load_average_1min (before, "
             "after) shows how busy the machine was",
@@ -194,9 +192,4 @@ def format_stdp_table(result: dict) -> str:
     if result["agreement"] is not None:
         lines.append(f"agreement with SpikingJelly's delta_w (its conventions): relative max diff "
                      f"{result['agreement']:.1e}")
-    for key, met in result["goals"].items():
-        ratio = result["ratios"][key.split()[0]]
-        lines.append(f"goal {key}: " + ("n/a (peer missing)" if ratio is None else
-                                         f"{ratio:.2f} {'met' if met else 'NOT met'}"))
-    lines += [f"note: {note}" for note in result["notes"]]
-    return "\n".join(lines)
+    return "\n".join(lines + goal_lines(result))

@@ -19,11 +19,16 @@ do not pair, and a pre spike at ``t0`` and a post spike at ``t0 + dt`` (incremen
     dt > 0 (pre before post):  LTP = a_plus  * exp(-dt / tau_plus)
     dt < 0 (post before pre):  LTD = a_minus * exp(-|dt| / tau_minus)
 
-For a whole sequence (weights frozen during it) both terms are sums of products, computed as matrix products
-over all steps and samples at once, not step by step::
+For a whole sequence (weights frozen during it) both terms are sums of products over all steps and samples at
+once (:func:`stdp_terms`), not a loop over steps and synapses::
 
     LTP[i, j] = sum_{t, b} s_post[t, b, i] * a_plus[t, b, j]  * x_pre[t-1, b, j]
     LTD[i, j] = sum_{t, b} x_post[t-1, b, i] * a_minus[t, b, j] * s_pre[t, b, j]
+
+Each is a spike-weighted outer sum (:func:`spike_outer_sum`; on the CPU a compiled kernel that visits only the
+nonzero spikes). With all-to-all pairing and rates that do not vary by presynaptic neuron, LTP is regrouped by
+presynaptic spike (``x_pre`` is never formed: a reversed scan of the post spikes gives, for each step, the later
+post spikes it pairs with), and :func:`stdp_update` adds an additive rule's ``LTP - LTD`` in one pass.
 
 ``a_plus`` / ``a_minus`` are floats or tensors broadcastable to ``(T, B, N_pre)``: a rate per step (a decaying
 learning rate, an astrocyte's state), per sample and step (a reward), or per presynaptic neuron (NALSM swaps the
