@@ -16,6 +16,7 @@ import numpy as np
 
 from spikelab.delays import DelayedLinear
 from spikelab.errors import ExportError
+from spikelab.decoding import predict
 from spikelab.graph import Network, Population, Projection, delay_matrices, simulate
 from spikelab.layers import Conv2d, Dropout, Flatten, Linear
 
@@ -197,19 +198,14 @@ def spike_mismatch(reference: dict, other: dict, network: Network) -> dict[str, 
     return out
 
 
-def _default_predict(output: np.ndarray) -> np.ndarray:
-    """Class per sample: the largest summed readout membrane (or spike count) over time."""
-    return np.asarray(output).sum(axis=0).argmax(axis=-1)
-
-
-def evaluate_fixed_point(network: Network, spikes, targets, shifts=None, predict=None) -> dict:
+def evaluate_fixed_point(network: Network, spikes, targets, shifts=None, decode: str = "mean_membrane") -> dict:
     """Accuracy under SpiNNaker arithmetic next to float64, on binary inputs ``(T, B, n_input)``.
 
     Args:
         targets: ``(B,)`` class labels.
         shifts: ``{population: (exc, inh)}`` ring-buffer shifts (default the worst case, :func:`ring_buffer_shifts`).
-        predict: maps the output population's ``(T, B, n)`` to ``(B,)`` classes (default: argmax over classes of
-            the sum over time, i.e. the mean membrane for a readout, the spike count for a LIF output).
+        decode: how the output population's ``(T, B, n)`` becomes ``(B,)`` classes: the run's loss name
+            (:mod:`spikelab.decoding`; default ``"mean_membrane"``).
 
     Returns:
         ``{"float_accuracy", "fixed_accuracy", "quantized_weights_accuracy", "agreement", "shifts", "mismatch",
@@ -217,14 +213,13 @@ def evaluate_fixed_point(network: Network, spikes, targets, shifts=None, predict
         splits into weight quantisation and state arithmetic; ``agreement`` is the share of samples whose class is
         the same in float and fixed point.
     """
-    predict = _default_predict if predict is None else predict
     targets = np.asarray(targets).reshape(-1)
     shifts = ring_buffer_shifts(network) if shifts is None else shifts
     reference = simulate(network, spikes)
     quantised = simulate(quantize_weights(network, shifts), spikes)
     fixed, saturation = simulate_fixed_point(network, spikes, shifts, return_stats=True)
     name = network.output.name
-    p_float, p_quant, p_fixed = (np.asarray(predict(o[name])) for o in (reference, quantised, fixed))
+    p_float, p_quant, p_fixed = (predict(o[name], decode) for o in (reference, quantised, fixed))
     return {
         "float_accuracy": float(np.mean(p_float == targets)),
         "quantized_weights_accuracy": float(np.mean(p_quant == targets)),

@@ -91,10 +91,9 @@ import numpy as np
 import torch
 from torch import nn
 
-try:
-    import nir
-except ImportError as error:  # an optional dependency: the `nir` extra
-    raise ImportError("spikelab.backends.nir needs the nir package: pip install 'spikelab[nir]'") from error
+from spikelab.optional import require
+
+nir = require("nir", "spikelab.backends.nir (NIR export and import)")
 
 from spikelab import __version__
 from spikelab.delays import DelayedLinear
@@ -102,10 +101,10 @@ from spikelab.errors import ConfigError, CorruptFileError, ExportError
 from spikelab.graph import check_dt, infer_input_shape
 from spikelab.layers import (AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, Linear, MaxPool2d,
                              Sequential)
+from spikelab.functional.lif import BETA_CONVENTIONS, check_beta_convention, decay_per_step, time_constant
 from spikelab.neurons.base import Neuron
 from spikelab.neurons.lif import LIF, LeakyIntegrator, RecurrentLIF
 
-BETA_CONVENTIONS = ("exact", "euler")
 SNNTORCH_DT_MS = 0.1      # snnTorch's export_to_nir writes tau for dt = 1e-4 s
 GAIN_TOLERANCE = 1e-6     # |g - 1| below this is float rounding of r = tau / dt, not a gain
 
@@ -116,25 +115,15 @@ __all__ = ["to_nir", "write_nir", "read_nir", "from_nir", "time_step", "BETA_CON
 # conventions shared by export and import
 
 
-def _check_convention(beta_convention) -> str:
-    if beta_convention not in BETA_CONVENTIONS:
-        raise ConfigError(f"beta_convention must be 'exact' (beta = exp(-dt/tau)) or 'euler' "
-                          f"(beta = 1 - dt/tau, snnTorch's), got {beta_convention!r}")
-    return beta_convention
-
-
 def _tau_r(beta: np.ndarray, dt_ms: float, convention: str) -> tuple[np.ndarray, np.ndarray]:
     """NIR ``tau`` (s) and ``r`` for per-step decay ``beta``: the NIR neuron integrated over ``dt`` is
     ``v[t] = beta v[t-1] + I[t]`` (gain ``r (1 - beta) = 1``)."""
-    with np.errstate(divide="ignore"):  # beta = 0 (no memory): exact tau = 0
-        tau_ms = -dt_ms / np.log(beta) if convention == "exact" else dt_ms / (1.0 - beta)
-    return tau_ms * 1e-3, 1.0 / (1.0 - beta)
+    return time_constant(beta, dt_ms, convention) * 1e-3, 1.0 / (1.0 - beta)
 
 
 def _beta(tau_s: np.ndarray, dt_ms: float, convention: str) -> np.ndarray:
-    """Per-step decay for NIR ``tau`` (s) at ``dt`` (ms): ``exp(-dt/tau)`` or ``1 - dt/tau``."""
-    ratio = dt_ms * 1e-3 / tau_s
-    return np.exp(-ratio) if convention == "exact" else 1.0 - ratio
+    """Per-step decay for NIR ``tau`` (s) at ``dt`` (ms)."""
+    return decay_per_step(np.asarray(tau_s) * 1e3, dt_ms, convention)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -276,7 +265,7 @@ def to_nir(model: nn.Module, dt: float, beta_convention: str = "exact",
             ``DelayedLinear``, ``RecurrentLIF``, ``MaxPool2d``, ``LIF(reset="none")``, a BatchNorm not directly
             after a Linear / Conv2d, any other module.
     """
-    dt, convention = check_dt(dt), _check_convention(beta_convention)
+    dt, convention = check_dt(dt), check_beta_convention(beta_convention)
     if not isinstance(model, Sequential):
         raise ConfigError(f"to_nir takes a spikelab Sequential, got {type(model).__name__}")
     layers = list(_layers(model))
@@ -614,7 +603,7 @@ def from_nir(graph_or_path, dt: float | None = None, reset: str | None = None,
     dt = time_step(graph, dt)
     if beta_convention is None:
         beta_convention = str(graph.metadata["beta_convention"]) if from_spikelab else "euler"
-    convention = _check_convention(beta_convention)
+    convention = check_beta_convention(beta_convention)
     if reset not in (None, "zero", "subtract"):
         raise ConfigError(f"reset must be 'zero' or 'subtract' (NIR neurons always reset), got {reset!r}")
     dtype = torch.get_default_dtype() if dtype is None else dtype

@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from spikelab.errors import ExportError
+from spikelab.functional.lif import time_constant
+from spikelab.optional import require
 from spikelab.graph import Network, Population
 
 #: Input spike of step k is emitted at (k + INPUT_OFFSET) * dt: pyNN.nest moves source spikes earlier by one
@@ -54,7 +56,7 @@ def cell_parameters(population: Population, dt: float) -> dict[str, np.ndarray]:
         raise ExportError(f"population {population.name} ({population.source}): beta must be in (0, 1) for a PyNN "
                           f"membrane time constant, got values in [{beta.min():g}, {beta.max():g}]; retrain with "
                           "beta > 0 (e.g. 1e-3): beta = 0 (no memory) has no tau_m")
-    tau_m = -dt / np.log(beta)
+    tau_m = time_constant(beta, dt)
     threshold = np.where(np.isinf(population.threshold), READOUT_THRESHOLD, population.threshold)
     return {"tau_m": tau_m, "cm": (1.0 - beta) * tau_m / dt, "v_rest": np.zeros_like(beta),
             "v_reset": np.zeros_like(beta), "v_thresh": threshold.astype(np.float64),
@@ -145,7 +147,7 @@ def _nest():
     os.environ.setdefault("PYNEST_QUIET", "1")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        import pyNN.nest as sim
+        sim = require("pyNN.nest", "running a network on NEST")
         from pyNN.nest.standardmodels import cells
     cells.IF_curr_delta.variable_map = {"v": "V_m"}
     cells.IF_curr_delta.scale_factors = {"v": 1}
@@ -237,14 +239,16 @@ def write_script(network: Network, folder, decode: str = "mean_membrane", inputs
     """Write a standalone PyNN script (``run_pynn.py``) and its ``network.npz`` into ``folder``.
 
     The script needs only PyNN and numpy: it is what a SpiNNaker user submits (``--simulator spiNNaker``). It
-    decodes the output with ``decode`` (the run's loss: ``mean_membrane``, ``spike_count``, ``summed_softmax``,
-    ``per_step``). ``inputs`` (optional, ``(N, T, n_input)`` binary) is written as ``inputs.npz`` to run it on.
+    decodes the output with ``decode`` (the run's loss, :mod:`spikelab.decoding`, a copy of which is written beside
+    it as ``spikelab_decoding.py``). ``inputs`` (optional, ``(N, T, n_input)`` binary) is written as ``inputs.npz`` to run it on.
     ``max_expected_summed_weight`` (``{population: [exc, inh]}``) is passed to sPyNNaker, fixing its weight grid
     (:func:`spikelab.backends.spinnaker.check` gives the worst case). Returns the paths written.
     """
     import json
     import shutil
     from pathlib import Path
+
+    from spikelab import decoding
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -265,8 +269,9 @@ def write_script(network: Network, folder, decode: str = "mean_membrane", inputs
             "max_expected_summed_weight": max_expected_summed_weight or {},
             "cell_parameters": [key for key in cell_parameters(network.populations[1], network.dt) if key != "i_offset"]}
     np.savez(folder / "network.npz", meta=json.dumps(meta), **arrays)
-    paths = [folder / "run_pynn.py", folder / "network.npz"]
+    paths = [folder / "run_pynn.py", folder / "network.npz", folder / "spikelab_decoding.py"]
     shutil.copyfile(Path(__file__).with_name("pynn_script.py"), paths[0])
+    shutil.copyfile(decoding.__file__, paths[2])
     if inputs is not None:
         inputs = np.asarray(inputs, dtype=np.uint8)
         np.savez_compressed(folder / "inputs.npz", spikes=inputs)

@@ -2,7 +2,7 @@
 """Run a network exported by ``spikelab export pynn-script`` on any PyNN simulator (SpiNNaker, NEST, ...).
 
 This file is standalone: it needs PyNN and numpy (and the simulator), not spikelab. It reads ``network.npz``
-from its own folder (cell parameters and connection lists, already mapped for ``IF_curr_delta``), runs every
+and ``spikelab_decoding.py`` (spikelab's own decoders, so a class means what it meant in training) from its folder (cell parameters and connection lists, already mapped for ``IF_curr_delta``), runs every
 input sample from rest, and writes the output spikes / readout membranes and the predicted classes::
 
     python run_pynn.py --simulator spiNNaker --inputs inputs.npz --out results.npz
@@ -24,6 +24,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+from spikelab_decoding import predict      # spikelab's decoders, written beside this script
 
 
 def load_network(folder: Path):
@@ -94,16 +95,6 @@ def run_sample(sim, meta, data, spikes, setup_options, spinnaker=False):
     return outputs
 
 
-def predict(decode: str, output: np.ndarray) -> int:
-    """The class, decoded from the output ``(T, classes)`` the way the model was trained."""
-    if decode == "spike_count":
-        return int(output.sum(0).argmax())
-    if decode == "summed_softmax":
-        e = np.exp(output - output.max(-1, keepdims=True))
-        return int((e / e.sum(-1, keepdims=True)).sum(0).argmax())
-    return int(output.mean(0).argmax())                      # mean_membrane, per_step
-
-
 def main(argv=None):
     here = Path(__file__).resolve().parent
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
@@ -124,7 +115,7 @@ def main(argv=None):
     on_spinnaker = args.simulator == "spiNNaker"
     results = [run_sample(sim, meta, data, sample, setup_options, on_spinnaker) for sample in inputs]
     output = meta["populations"][-1]["name"]
-    predicted = [predict(meta["decode"], result[output]) for result in results]
+    predicted = [int(predict(result[output], meta["decode"])) for result in results]
     arrays = {name: np.stack([r[name] for r in results]) for name in results[0]}
     np.savez(args.out, predicted=np.array(predicted), **arrays)
     print(f"{len(predicted)} samples on pyNN.{args.simulator}; predicted classes: {predicted}; wrote {args.out}")

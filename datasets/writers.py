@@ -11,6 +11,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from spikelab.errors import ConfigError
+
 #: The byte value of y that marks a timestamp-overflow event in N-MNIST files, never a real row.
 OVERFLOW_Y = 240
 #: N-MNIST timestamps are stored in 23 bits (µs, up to about 8.4 s).
@@ -38,15 +40,15 @@ def write_nmnist_bin(path, x, y, t_us, p) -> None:
     """
     x, y, t, p = (np.asarray(values, dtype=np.int64).ravel() for values in (x, y, t_us, p))
     if not len(x) == len(y) == len(t) == len(p):
-        raise ValueError(f"x, y, t_us, p must have one entry per event, got lengths "
+        raise ConfigError(f"x, y, t_us, p must have one entry per event, got lengths "
                          f"{len(x)}, {len(y)}, {len(t)}, {len(p)}")
     if len(t):
         for name, values, high in (("x", x, 255), ("y", y, 255), ("t_us", t, MAX_TIMESTAMP_US), ("p", p, 1)):
             if values.min() < 0 or values.max() > high:
-                raise ValueError(f"{name} must lie in 0..{high} for the N-MNIST format, "
+                raise ConfigError(f"{name} must lie in 0..{high} for the N-MNIST format, "
                                  f"got {values.min()}..{values.max()}")
         if np.any(y == OVERFLOW_Y):
-            raise ValueError(f"y = {OVERFLOW_Y} marks a timestamp-overflow event in N-MNIST files; "
+            raise ConfigError(f"y = {OVERFLOW_Y} marks a timestamp-overflow event in N-MNIST files; "
                              "no event can have it")
     order = np.argsort(t, kind="stable")
     x, y, t, p = x[order], y[order], t[order], p[order]
@@ -87,7 +89,7 @@ def write_shd_h5(path, times, units, labels, speakers=None, keys=None) -> None:
     if keys is None:
         keys = [str(label) for label in range(max(20, int(labels.max(initial=-1)) + 1))]
     if not len(times) == len(units) == n == len(speakers):
-        raise ValueError(f"times, units, labels and speakers need one entry per sample, got lengths "
+        raise ConfigError(f"times, units, labels and speakers need one entry per sample, got lengths "
                          f"{len(times)}, {len(units)}, {n}, {len(speakers)}")
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with h5py.File(path, "w") as handle:
@@ -96,11 +98,11 @@ def write_shd_h5(path, times, units, labels, speakers=None, keys=None) -> None:
         for i, (t, u) in enumerate(zip(times, units)):
             t, u = np.asarray(t, dtype=np.float64).ravel(), np.asarray(u, dtype=np.int64).ravel()
             if len(t) != len(u):
-                raise ValueError(f"sample {i}: {len(t)} spike times but {len(u)} units")
+                raise ConfigError(f"sample {i}: {len(t)} spike times but {len(u)} units")
             if len(u) and (u.min() < 0 or u.max() >= SHD_CHANNELS):
-                raise ValueError(f"sample {i}: units must lie in 0..{SHD_CHANNELS - 1}, got {u.min()}..{u.max()}")
+                raise ConfigError(f"sample {i}: units must lie in 0..{SHD_CHANNELS - 1}, got {u.min()}..{u.max()}")
             if not np.all(np.isfinite(t) & (t >= 0)):
-                raise ValueError(f"sample {i}: spike times must be finite and >= 0 seconds")
+                raise ConfigError(f"sample {i}: spike times must be finite and >= 0 seconds")
             order = np.argsort(t, kind="stable")
             times_out[i] = t[order].astype(np.float16)
             units_out[i] = u[order].astype(np.uint16)

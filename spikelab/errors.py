@@ -28,3 +28,7 @@ class TrainingError(SpikelabError):
 
 class ExportError(SpikelabError):
     """A trained network cannot be represented on the requested backend (layer, reset or limit)."""
+
+
+class MissingDependencyError(SpikelabError):
+    """An optional package that a feature needs is not installed (the message names the extra to install)."""

@@ -21,6 +21,8 @@ layer              what it does over time
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 
@@ -140,8 +142,8 @@ class Dropout(nn.Module):
 
     def __init__(self, p: float = 0.5):
         super().__init__()
-        if not 0.0 <= p < 1.0:
-            raise ValueError(f"Dropout p must be in [0, 1), got {p}")
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p < 1.0:
+            raise ConfigError(f"Dropout p must be a probability in [0, 1), got {p!r}")
         self.p = p
 
     def _mask(self, like: Tensor) -> Tensor:
@@ -176,6 +178,9 @@ class Flatten(nn.Module):
 class Sequential(nn.Sequential):
     """Layers run in order, over a whole sequence or one time step.
 
+    ``dt`` (ms, optional) is the time step the model runs at: the bin width of its input data. It travels with the
+    model (checkpoints, ``Network.from_model``, NIR) so that a trained network has one physical time step.
+
     ``forward(x)`` maps ``(T, B, ...)`` through every layer. ``step(x_t, states)`` advances every
     layer by one step, with ``states`` the list :meth:`step` returned last time (``None`` at the
     first step); a plain torch module without ``step`` (an activation, say) is applied as is.
@@ -186,6 +191,25 @@ class Sequential(nn.Sequential):
         >>> net(torch.rand(25, 8, 10)).shape
         torch.Size([25, 8, 3])
     """
+
+    def __init__(self, *layers: nn.Module, dt: float | None = None):
+        super().__init__(*layers)
+        self.dt = dt
+
+    @property
+    def dt(self) -> float | None:
+        """The model's time step in ms, or None when it was not given."""
+        return self._dt
+
+    @dt.setter
+    def dt(self, value: float | None) -> None:
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not math.isfinite(value) or value <= 0):
+            raise ConfigError(f"dt must be the time step in ms (a float > 0) or None, got {value!r}")
+        self._dt = None if value is None else float(value)
+
+    def extra_repr(self) -> str:
+        return "" if self.dt is None else f"dt={self.dt:g} ms"
 
     def step(self, x_t: Tensor, states: list | None = None):
         states = [None] * len(self) if states is None else states

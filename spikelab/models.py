@@ -137,8 +137,11 @@ MODEL_DEFAULTS = {
 }
 
 
-def build_model(name: str, input_shape, num_classes: int, **options):
-    """Build the named architecture; options are the builder's keyword arguments."""
+def build_model(name: str, input_shape, num_classes: int, dt: float | None = None, **options):
+    """Build the named architecture; ``dt`` (ms) is the time step it runs at (kept by the model), options are the
+    builder's keyword arguments."""
     if name not in MODELS:
         raise ConfigError(f"unknown model {name!r}; choose one of {', '.join(MODELS)} (see `spikelab models`)")
-    return MODELS[name](tuple(input_shape), num_classes, **options)
+    model = MODELS[name](tuple(input_shape), num_classes, **options)
+    model.dt = dt
+    return model

@@ -9,6 +9,8 @@ matplotlib.use("Agg")  # files only; never needs a screen
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
+from .errors import ConfigError  # noqa: E402
+
 
 def plot_raster(spikes: torch.Tensor, path, sample: int = 0, dt: float | None = None, title: str = "") -> Path:
     """Save a raster of one sample's spikes ``(T, B, ...)``: a dot per (time step, neuron) spike."""
@@ -65,7 +67,7 @@ def plot_delay_histogram(delays: dict, path, max_delay: int | dict | None = None
         title: figure title.
     """
     if not delays:
-        raise ValueError("no delays to plot")
+        raise ConfigError("no delays to plot: give {layer name: delays}, e.g. from spikelab.delays.delay_summary")
     fig, axes = plt.subplots(1, len(delays), figsize=(4.5 * len(delays), 3.5), squeeze=False)
     scale = dt if dt else 1.0
     for ax, (name, d) in zip(axes[0], delays.items()):

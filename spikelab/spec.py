@@ -68,7 +68,10 @@ def spec_of(module: nn.Module) -> dict:
     from .layers import Sequential
 
     if isinstance(module, Sequential):
-        return {"type": "Sequential", "layers": [spec_of(child) for child in module]}
+        spec = {"type": "Sequential", "layers": [spec_of(child) for child in module]}
+        if module.dt is not None:
+            spec["dt"] = module.dt
+        return spec
     name = type(module).__name__
     if LAYER_TYPES.get(name) is type(module):
         return {"type": name, "args": dict(module.config)}
@@ -83,7 +86,7 @@ def build(spec: dict) -> nn.Module:
     from .layers import Sequential
 
     if spec.get("type") == "Sequential":
-        return Sequential(*(build(layer) for layer in spec["layers"]))
+        return Sequential(*(build(layer) for layer in spec["layers"]), dt=spec.get("dt"))
     cls = LAYER_TYPES.get(spec.get("type"))
     if cls is None:
         raise ConfigError(f"unknown layer type {spec.get('type')!r}; known: {sorted(LAYER_TYPES)}")

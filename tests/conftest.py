@@ -1,14 +1,19 @@
 """Shared test fixtures: a private cache folder, the real N-MNIST sample, and no network."""
 import os
 import socket
-from pathlib import Path
 
 import pytest
 
 from spikelab.cli import main
 
-REPO = Path(__file__).resolve().parents[1]
-NMNIST_SAMPLE = REPO.parent / "shared" / "data" / "nmnist-sample"
+from parts import NMNIST_SAMPLE, missing
+
+
+def pytest_collection_modifyitems(items):
+    """Tests that read the real N-MNIST sample carry the ``nmnist_sample`` marker (``-m "not nmnist_sample"``)."""
+    for item in items:
+        if "nmnist_sample" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.nmnist_sample)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -44,7 +49,7 @@ def no_network(monkeypatch):
 def nmnist_sample():
     """The 1,100 real N-MNIST recordings in the original layout (read-only)."""
     if not (NMNIST_SAMPLE / "NMNIST" / "Test").is_dir():
-        pytest.fail(f"real N-MNIST sample missing at {NMNIST_SAMPLE}; the shared/ folder must sit beside the checkout")
+        missing(f"the real N-MNIST sample is not at {NMNIST_SAMPLE} (the shared/ folder beside the checkout)")
     return NMNIST_SAMPLE
 
 

@@ -166,7 +166,7 @@ def test_ultra_neuron_at_one_time_bin_reports_soft_and_hard_spikes(tmp_path, cap
     assert main(["train", "--neuron", "ultradlif", "--time-bins", "1", "--sparsity", "0.1", "--hidden", "16",
                  "--readout-beta", "0", "--epochs", "1", "--no-progress", "--out", str(run)]) == 0
     out = capsys.readouterr().out
-    assert "x T=1," in out and "hard (binary) spikes" in out
+    assert "x T=1 (dt 300 ms)," in out and "hard (binary) spikes" in out
     result = json.loads((run / "test.json").read_text())
     assert 0 < result["spike_rate"] < 1 and 0 <= result["hard_spikes"]["accuracy"] <= 1
     assert result["synops"] > 0

@@ -221,9 +221,9 @@ def test_writer_round_trips_through_tonic(tmp_path, nmnist_sample):
 
 
 def test_writer_rejects_values_the_format_cannot_hold(tmp_path):
-    with pytest.raises(ValueError, match="overflow"):
+    with pytest.raises(ConfigError, match="overflow"):
         write_nmnist_bin(tmp_path / "a.bin", [1], [240], [0], [1])
-    with pytest.raises(ValueError, match="t_us"):
+    with pytest.raises(ConfigError, match="t_us"):
         write_nmnist_bin(tmp_path / "a.bin", [1], [1], [2**23], [1])
-    with pytest.raises(ValueError, match="lengths"):
+    with pytest.raises(ConfigError, match="lengths"):
         write_nmnist_bin(tmp_path / "a.bin", [1, 2], [1], [0], [1])

@@ -153,9 +153,9 @@ def test_bad_channel_group_is_a_config_error(tmp_path):
 
 
 def test_writer_rejects_bad_samples(tmp_path):
-    with pytest.raises(ValueError, match="units"):
+    with pytest.raises(ConfigError, match="units"):
         write_shd_h5(tmp_path / "a.h5", [[0.1]], [[700]], [0])
-    with pytest.raises(ValueError, match="times"):
+    with pytest.raises(ConfigError, match="times"):
         write_shd_h5(tmp_path / "a.h5", [[0.1, 0.2]], [[1]], [0])
     write_shd_h5(tmp_path / "b.h5", [[0.2, 0.1]], [[1, 2]], [3])
     with h5py.File(tmp_path / "b.h5") as handle:

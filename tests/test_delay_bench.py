@@ -10,10 +10,13 @@ from spikelab.training.memory import peak_allocated_bytes
 from spikelab.cli import build_parser
 from spikelab.errors import ConfigError
 
+from parts import need
+
 SMALL = dict(rounds=2, warmup=1, threads=1, batch=3, steps=12, max_delay=4, layers=((10, 6), (6, 5)), seed=1)
 
 
 def test_small_delays_benchmark(capsys):
+    need("DCLS")
     result = run_delays_benchmark(**SMALL)
     assert capsys.readouterr().out == ""
     json.dumps(result)  # serialisable for `spikelab bench delays --json`

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from spikelab.cli import main
+from spikelab.errors import ConfigError
 from spikelab.delays import DelayedLinear, delay_summary
 from spikelab.layers import Linear, Sequential
 from spikelab.neurons import LIF
@@ -87,5 +88,5 @@ def test_plot_delay_histogram(tmp_path):
                                 max_delay={"a": 24, "b": 10}, dt=10.0, title="t")
     assert path.is_file() and path.stat().st_size > 1000
     assert plot_delay_histogram({"x": torch.tensor([0.0, 2.0])}, tmp_path / "s.png").is_file()
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError, match="no delays to plot"):
         plot_delay_histogram({}, tmp_path / "empty.png")

@@ -1,6 +1,8 @@
+import pytest
 import torch
 
 import spikelab as sl
+from spikelab.errors import ConfigError
 
 
 def test_linear_applies_same_weights_to_every_step():
@@ -56,9 +58,7 @@ def test_dropout_one_mask_per_sequence():
 
 
 def test_dropout_rejects_bad_probability():
-    import pytest
-
-    with pytest.raises(ValueError, match="Dropout p"):
+    with pytest.raises(ConfigError, match="Dropout p"):
         sl.Dropout(1.0)
 
 

@@ -1,10 +1,8 @@
-"""The functional LIF: snnTorch equivalence, numba kernel vs torch reference, scan vs step, gradcheck, options."""
+"""The functional LIF: numba kernel vs torch reference, scan vs step, gradcheck, options."""
 import itertools
 
 import pytest
-import snntorch as snn
 import torch
-from snntorch import surrogate as snn_surrogate
 
 from spikelab.errors import ConfigError
 from spikelab.functional.lif import (LIFParameters, LIFState, leaky_integrate, leaky_integrate_step, lif_sequence,
@@ -26,49 +24,6 @@ def _weights(v, seed=1):
 def _loss(s, v):
     """Uses both outputs with random weights, so every gradient path is exercised."""
     return (s * _weights(s, 1)).sum() + (v * _weights(v, 2)).sum()
-
-
-def _snntorch_run(x, beta, reset, spike_grad, learn_beta):
-    leaky = snn.Leaky(beta=torch.tensor(beta), learn_beta=learn_beta, reset_mechanism=reset, spike_grad=spike_grad)
-    mem = leaky.init_leaky()
-    spikes, mems = [], []
-    for x_t in x:
-        s, mem = leaky(x_t, mem)
-        spikes.append(s)
-        mems.append(mem)
-    return torch.stack(spikes), torch.stack(mems), leaky
-
-
-# -- equivalence with snnTorch -------------------------------------------------------------------------------
-
-@pytest.mark.parametrize("reset", ["zero", "subtract"])
-@pytest.mark.parametrize("backend", ["numba", "torch"])
-def test_spike_for_spike_with_snntorch_leaky(reset, backend):
-    x = _input()
-    s_ref, v_ref, _ = _snntorch_run(x, 0.8, reset, snn_surrogate.atan(), learn_beta=False)
-    s, v = lif_sequence(x, LIFParameters(0.8, reset=reset), backend=backend)
-    assert s.sum() > 100  # the input makes neurons fire (and reset) often
-    assert torch.equal(s, s_ref)
-    torch.testing.assert_close(v, v_ref, rtol=0, atol=1e-6)
-
-
-@pytest.mark.parametrize("reset", ["zero", "subtract"])
-@pytest.mark.parametrize("name, spike_grad", [("atan", snn_surrogate.atan(alpha=2.0)),
-                                              ("fast_sigmoid", snn_surrogate.fast_sigmoid(slope=25))])
-@pytest.mark.parametrize("backend", ["numba", "torch"])
-def test_gradients_equal_snntorch_with_learnable_beta(reset, name, spike_grad, backend):
-    x_ref = _input().requires_grad_()
-    s_ref, v_ref, leaky = _snntorch_run(x_ref, 0.8, reset, spike_grad, learn_beta=True)
-    _loss(s_ref, v_ref).backward()
-
-    x = _input().requires_grad_()
-    beta = torch.tensor(0.8, requires_grad=True)
-    s, v = lif_sequence(x, LIFParameters(beta, reset=reset, surrogate=name), backend=backend)
-    assert torch.equal(s, s_ref)
-    _loss(s, v).backward()
-    torch.testing.assert_close(x.grad, x_ref.grad, rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(beta.grad, leaky.beta.grad, rtol=1e-5, atol=1e-4)
-    assert beta.grad.abs() > 1  # a real gradient, not a trivial zero
 
 
 # -- numba kernel vs torch reference ---------------------------------------------------------------------------

@@ -6,8 +6,11 @@ import pytest
 from spikelab.errors import ConfigError
 from spikelab.bench import format_lif_table, run_lif_benchmark
 
+from parts import need
+
 
 def test_small_benchmark_result(capsys):
+    need("snntorch")
     result = run_lif_benchmark(rounds=2, warmup=1, threads=1, batch=2, steps=6, sizes=(12, 8, 3), seed=1)
     assert capsys.readouterr().out == ""
     json.dumps(result)  # serialisable for `spikelab bench lif --json`

@@ -11,7 +11,9 @@ import spikelab as sl
 from spikelab.errors import ExportError
 from spikelab.functional.plasticity import stdp_online
 
-pytest.importorskip("pyNN.nest")
+from parts import need
+
+need("pyNN.nest")
 from spikelab.backends.pynn import _nest  # noqa: E402  (quiet pyNN.nest)
 from spikelab.plasticity.pynn import stdp_to_pynn  # noqa: E402
 

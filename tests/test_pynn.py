@@ -9,13 +9,19 @@ import pytest
 import torch
 
 import spikelab as sl
-from spikelab.backends.pynn import cell_parameters, connection_lists, run_nest
 from spikelab.cli import main
 from spikelab.errors import ExportError
-from spikelab.export import compare_on_nest, load_run, load_test_spikes
+from spikelab.export import compare_on_nest
+from spikelab.run import TrainedRun
 from spikelab.graph import Network
 
+from parts import need
 from test_graph import mixed_net, torch_outputs
+
+need("pyNN.nest")
+from spikelab.backends.pynn import cell_parameters, connection_lists, run_nest  # noqa: E402 - needs PyNN
+
+pytestmark = pytest.mark.pynn
 
 
 def random_lif_net(seed, depth, refractory_steps, sizes=(40, 60, 30, 10)):
@@ -116,8 +122,8 @@ def test_counts_input_is_refused():
 
 @pytest.mark.slow
 def test_demo_network_predicts_the_same_on_nest_for_its_whole_test_split(demo_run):
-    run = load_run(demo_run)
-    x, y = load_test_spikes(run)
+    run = TrainedRun.load(demo_run)
+    x, y = run.spikes()
     assert x.shape[1] == 359 and set(np.unique(x.numpy())) <= {0.0, 1.0}
     result = compare_on_nest(run, x, y)
     assert result["same_predictions"] == 1.0
@@ -142,8 +148,8 @@ def test_standalone_pynn_script_runs_on_nest_like_spikelab(demo_run, tmp_path):
                             env={**os.environ, "PYNEST_QUIET": "1"}, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     results = np.load(tmp_path / "results.npz")
-    run = load_run(demo_run)
-    x, _ = load_test_spikes(run, limit=3)
+    run = TrainedRun.load(demo_run)
+    x, _ = run.spikes(limit=3)
     network = run.network()
     with torch.no_grad(), sl.record(run.model) as recorded:
         out = run.model(x)

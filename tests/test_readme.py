@@ -6,6 +6,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from parts import need
+
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
@@ -22,6 +24,7 @@ def test_library_example_runs(tmp_path, nmnist_sample, monkeypatch):
         assert (tmp_path / name).is_file() and os.path.getsize(tmp_path / name) > 0, name
     # the hardware example continues with the same trained net and sample
     assert len(blocks) >= 2 and "Network.from_model(net" in blocks[1]
+    need("pyNN.nest")
     exec(compile(blocks[1], str(README), "exec"), namespace)
     on_nest, on_chip = namespace["on_nest"], namespace["on_chip"]
     assert on_nest["lif1"].shape == on_chip["lif1"].shape == (namespace["frames"].shape[0], 1, 256)

@@ -12,7 +12,10 @@ import spikelab as sl
 from spikelab.backends import fixed_point as fx
 from spikelab.backends import spinnaker as sp
 from spikelab.errors import ExportError
+from spikelab.run import TrainedRun
 from spikelab.graph import Network, Population, Projection, simulate
+
+from parts import need
 
 
 def dense_network(sizes, dt=1.0, delays=None, seed=0, beta=0.9, scale=1.0, positive=False, readout=True,
@@ -262,6 +265,7 @@ def test_evaluate_fixed_point_reports_both_accuracies():
 
 
 def test_virtual_board_maps_2312_500_10_as_predicted(tmp_path, monkeypatch):
+    need("spynnaker")
     torch.manual_seed(0)
     model = sl.Sequential(sl.Linear(2312, 500), sl.LIF(), sl.Linear(500, 10), sl.LeakyIntegrator())
     network = Network.from_model(model, dt=1.0)
@@ -288,6 +292,7 @@ def test_virtual_board_maps_2312_500_10_as_predicted(tmp_path, monkeypatch):
 
 
 def test_virtual_board_delay_extension_and_split_cores_as_predicted():
+    need("spynnaker")
     network = dense_network([50, 300, 10], dt=0.1, delays=[99, 0])      # 100 steps: on-core 32, extension
     report = sp.check(network)
     assert report.ok and report.split_cores and report.delay_extension_cores == {"input": 1}
@@ -299,6 +304,7 @@ def test_virtual_board_delay_extension_and_split_cores_as_predicted():
 
 
 def test_virtual_board_errors_become_export_errors():
+    need("spynnaker")
     network = dense_network([4, 20, 3], delays=[2399, 0])      # 2400 steps > 9 x 256 on-core for 20 neurons
     assert any(v.limit == "delays" for v in sp.check(network).violations)
     with pytest.raises(ExportError, match="DelayExtensionException") as error:
@@ -307,6 +313,7 @@ def test_virtual_board_errors_become_export_errors():
 
 
 def test_export_spinnaker_command_reports_fixed_point_accuracy_and_virtual_board(demo_run, capsys):
+    need("spynnaker")
     from spikelab.cli import main
 
     assert main(["export", "spinnaker", str(demo_run), "--fixed-point", "--virtual-board", "--limit", "60",
@@ -334,8 +341,9 @@ def test_finetuning_on_the_weight_grid_leaves_every_weight_on_it(demo_run, tmp_p
     assert main(["export", "spinnaker", str(demo_run), "--finetune", "1", "--out", str(out), "--no-progress",
                  "--json"]) == 0
     capsys.readouterr()
-    tuned = sl.load(out)
-    recorded = tuned.run_info["config"]["run"]["spinnaker"]["max_expected_summed_weight"]
+    tuned = TrainedRun.load(out, dtype=torch.float32)
+    recorded = tuned.config.notes["spinnaker"]["max_expected_summed_weight"]
+    tuned = tuned.model
     shifts = {name: [sp.ring_buffer_shift(w) for w in sums] for name, sums in recorded.items()}
     original = sl.load(demo_run)
     assert not torch.equal(tuned[1].weight, original[1].weight)           # it trained

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from spikelab.errors import ExportError
+from spikelab.errors import ConfigError, ExportError
 from spikelab.graph import Network, Population, Projection
 
 from .limits import (BOARD_APPLICATION_CORES, MAX_NEURONS_PER_CORE, MAX_ROW_LENGTH, MAX_SYNAPSE_CORES,
@@ -96,7 +96,7 @@ class SpinnakerReport:
         for report in self.populations:
             if report.name == name:
                 return report
-        raise KeyError(name)
+        raise ConfigError(f"no population {name!r} in this report; it has {', '.join(r.name for r in self.populations)}")
 
     def to_dict(self) -> dict:
         """Everything as plain JSON types (an infinite bound becomes ``None``)."""

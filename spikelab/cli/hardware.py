@@ -1,6 +1,7 @@
 """``spikelab export`` and ``import``: trained runs on NEST, SpiNNaker and NIR, and NIR graphs as runs."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
@@ -18,11 +19,12 @@ def add_commands(commands) -> None:
 def _export_nest(args) -> int:
     from tqdm import tqdm
 
-    from spikelab.export import compare_on_nest, load_run, load_test_spikes
+    from spikelab.export import compare_on_nest
+    from spikelab.run import TrainedRun
 
-    run = load_run(args.run_dir)
-    x, y = load_test_spikes(run, args.data_dir, args.limit)
-    print(f"{args.run_dir}: {x.shape[1]} test samples of {run.config['dataset']}, T = {x.shape[0]} steps of "
+    run = TrainedRun.load(args.run_dir)
+    x, y = run.spikes(args.data_dir, args.limit)
+    print(f"{args.run_dir}: {x.shape[1]} test samples of {run.config.dataset}, T = {x.shape[0]} steps of "
           f"{run.dt:g} ms, on PyNN + NEST (float64, on-grid spikes)")
     with tqdm(total=x.shape[1], desc="NEST", unit="sample", disable=args.no_progress) as bar:
         result = compare_on_nest(run, x, y, progress=bar.update, approximate=args.approximate)
@@ -43,16 +45,16 @@ def _export_nest(args) -> int:
 
 def _export_spinnaker(args) -> int:
     from spikelab.backends import spinnaker
-    from spikelab.export import load_run, load_test_spikes
+    from spikelab.run import TrainedRun
 
-    run = load_run(args.run_dir)
+    run = TrainedRun.load(args.run_dir)
     network = run.network(args.approximate)
     _print_approximations(network)
-    summed = run.config.get("spinnaker", {}).get("max_expected_summed_weight")   # a run fine-tuned on its grid
+    summed = run.config.notes.get("spinnaker", {}).get("max_expected_summed_weight")   # fine-tuned on its grid
     if args.summed_weight == "worst":
         summed = None
     elif args.summed_weight == "observed":   # the grid the training data needs, finer than the worst case
-        x_train, _ = load_test_spikes(run, args.data_dir, args.limit, train=True)
+        x_train, _ = run.spikes(args.data_dir, args.limit, train=True)
         summed = spinnaker.observed_summed_weights(network, x_train.flatten(2).numpy())
     report = spinnaker.check(network, neurons_per_core=args.neurons_per_core, max_expected_summed_weight=summed)
     result = {"check": report.to_dict()}
@@ -82,8 +84,6 @@ def _finetune_on_grid(run, network, report, args) -> dict:
     from torch.utils.data import Subset
 
     from spikelab.backends.fixed_point import weight_grids
-    from spikelab.datasets import stratified_split
-    from spikelab.export import load_split
     from spikelab.spec import spec_of
     from spikelab.training import Trainer, load_checkpoint, save_checkpoint
     from spikelab.training.weight_grid import bake, put_on_grid
@@ -94,23 +94,15 @@ def _finetune_on_grid(run, network, report, args) -> dict:
     if (out / "last.pt").exists():
         raise ConfigError(f"{out} already holds a run; choose another --out")
     grids = weight_grids(network, run.model, report.shifts)
-    model = put_on_grid(copy.deepcopy(run.model).float().train(), grids)   # load_run gave a float64 copy
-    config = dict(run.config)
-    if args.data_dir is not None:
-        config["data_dir"] = str(Path(args.data_dir).resolve())
-    config["spinnaker"] = {"max_expected_summed_weight": report.max_expected_summed_weight,
-                           "finetuned_from": str(args.run_dir)}
-    if "dataset" not in config:
-        raise ConfigError("--finetune trains on the run's dataset, and this run names none (an imported NIR graph, "
-                          "say): import it again with --dataset NAME")
-    train_full = load_split(config, train=True)
-    trainer_options = config.get("trainer", {})
-    seed = trainer_options.get("seed", 0)
-    train_idx, val_idx = stratified_split(train_full.targets, config.get("val_fraction", 0.1), seed)
-    trainer = Trainer(model, loss=run.loss, lr=args.finetune_lr, epochs=args.finetune, seed=seed,
-                      batch_size=trainer_options.get("batch_size", 64), out_dir=out,
+    model = put_on_grid(copy.deepcopy(run.model).float().train(), grids)   # the run loaded as a float64 copy
+    tuned = {"max_expected_summed_weight": report.max_expected_summed_weight, "finetuned_from": str(args.run_dir)}
+    config = dataclasses.replace(run.config.with_data_dir(args.data_dir), notes={**run.config.notes, "spinnaker": tuned})
+    train_full = config.load_split(train=True)
+    train_idx, val_idx = config.split_indices(train_full.targets)
+    trainer = Trainer(model, loss=run.decode, lr=args.finetune_lr, epochs=args.finetune, seed=config.seed,
+                      batch_size=config.trainer.get("batch_size", 64), out_dir=out,
                       model_name=run.model.run_info["model_name"],
-                      config={"run": config}, progress=not args.no_progress)
+                      config={"run": config.to_dict()}, progress=not args.no_progress)
     print(f"\nfine-tuning on the weight grid for {args.finetune} epochs (lr {args.finetune_lr:g}) -> {out}")
     trainer.fit(Subset(train_full, train_idx), Subset(train_full, val_idx))
     for name in ("last.pt", "best.pt"):    # store plain weights, each exactly on its grid point
@@ -128,11 +120,10 @@ def _finetune_on_grid(run, network, report, args) -> dict:
 
 def _fixed_point_accuracy(run, network, report, args) -> dict:
     from spikelab.backends.fixed_point import evaluate_fixed_point
-    from spikelab.export import load_test_spikes, predictions
 
-    x, y = load_test_spikes(run, args.data_dir, args.limit)
+    x, y = run.spikes(args.data_dir, args.limit)
     result = evaluate_fixed_point(network, x.flatten(2).numpy(), y.numpy(), shifts=report.shifts,
-                                  predict=lambda output: predictions(run, output))
+                                  decode=run.decode)
     if not args.json:
         lif_spikes = {name: m for name, m in result["mismatch"].items() if "rate" in m}
         print(f"\naccuracy on {result['samples']} test samples: float64 {result['float_accuracy']:.4f}, 16-bit "
@@ -158,11 +149,11 @@ def _print_virtual_board(mapped: dict, report) -> None:
 
 def _export_nir(args) -> int:
     from spikelab.backends.nir import write_nir
-    from spikelab.export import load_run
+    from spikelab.run import TrainedRun
 
-    run = load_run(args.run_dir)
+    run = TrainedRun.load(args.run_dir)
     graph = write_nir(run.model, args.out, run.dt, beta_convention=args.beta_convention,
-                      input_shape=run.input_shape)
+                      input_shape=run.config.input_shape)
     print(f"wrote {args.out}: {len(graph.nodes)} NIR nodes, dt {run.dt:g} ms, tau from beta by the "
           f"{args.beta_convention} convention (reset mode and dt are in the graph's metadata)")
     return 0
@@ -171,6 +162,7 @@ def _export_nir(args) -> int:
 def _import_nir(args) -> int:
     from spikelab.backends.nir import from_nir, read_nir, time_step
     from spikelab.datasets import DATASET_DEFAULTS
+    from spikelab.run import Binning, RunConfig
     from spikelab.spec import spec_of
     from spikelab.training import save_checkpoint
 
@@ -181,15 +173,15 @@ def _import_nir(args) -> int:
     model = from_nir(graph, dt=args.graph_dt, reset=args.reset, beta_convention=args.beta_convention)
     # beta per step came from the producer's own dt; the run's dt is the bin width the model is fed with
     dt = args.dt or (DATASET_DEFAULTS[args.dataset]["dt"] if args.dataset else time_step(graph, args.graph_dt))
-    run = {"binning": {"dt": dt, "binarize": True}, "imported_from": str(args.file)}
+    model.dt = dt
     inputs = [node for node in graph.nodes.values() if type(node).__name__ == "Input"]
-    if inputs:
-        run["input_shape"] = [int(n) for n in inputs[0].input_type["input"]]
-    if args.dataset is not None:   # lets `spikelab eval` and `spikelab export nest` read its test split
-        run.update(dataset=args.dataset, data_dir=args.data_dir or "data", skip_bad=False, trainer={"loss": args.loss},
-                   binning={**DATASET_DEFAULTS[args.dataset], "dt": dt, "binarize": True})
+    # with a dataset, `spikelab eval` and `spikelab export nest` can read its test split
+    binning = Binning.for_dataset(args.dataset, dt=dt) if args.dataset else Binning(dt=dt)
+    run = RunConfig(dataset=args.dataset, data_dir=str(Path(args.data_dir or "data").resolve()), binning=binning,
+                    model="nir", trainer={"loss": args.loss}, notes={"imported_from": str(args.file)},
+                    input_shape=tuple(int(n) for n in inputs[0].input_type["input"]) if inputs else None)
     checkpoint = {"epoch": 0, "model_name": "nir", "model_spec": spec_of(model), "model_state": model.state_dict(),
-                  "config": {"run": run}, "metrics": []}
+                  "config": {"run": run.to_dict()}, "metrics": []}
     for name in ("best.pt", "last.pt"):
         save_checkpoint(out / name, checkpoint)
     print(f"imported {args.file} as a spikelab model (dt {dt:g} ms) into {out}:")
@@ -200,19 +192,19 @@ def _import_nir(args) -> int:
 def _export_pynn_script(args) -> int:
     from spikelab.backends.pynn import write_script
     from spikelab.backends.spinnaker import max_expected_summed_weights
-    from spikelab.export import load_run, load_test_spikes
+    from spikelab.run import TrainedRun
 
-    run = load_run(args.run_dir)
+    run = TrainedRun.load(args.run_dir)
     inputs = None
     if args.samples:
-        x, _ = load_test_spikes(run, args.data_dir, args.samples)
+        x, _ = run.spikes(args.data_dir, args.samples)
         inputs = x.flatten(2).transpose(0, 1).numpy()
     network = run.network(args.approximate)
     _print_approximations(network)
-    summed = run.config.get("spinnaker", {}).get("max_expected_summed_weight")   # the grid it was fine-tuned on
+    summed = run.config.notes.get("spinnaker", {}).get("max_expected_summed_weight")   # grid it was tuned on
     if summed is None:
         summed = max_expected_summed_weights(network)
-    paths = write_script(network, args.out, decode=run.loss, inputs=inputs, max_expected_summed_weight=summed)
+    paths = write_script(network, args.out, decode=run.decode, inputs=inputs, max_expected_summed_weight=summed)
     print("wrote " + ", ".join(str(p) for p in paths))
     print(f"run it on SpiNNaker: python {paths[0]} --simulator spiNNaker"
           + ("" if inputs is not None else " --inputs YOUR_SPIKES.npz") + "  (or --simulator nest)")
@@ -220,6 +212,8 @@ def _export_pynn_script(args) -> int:
 
 
 def _add_export_parser(commands) -> None:
+    from spikelab.functional.lif import BETA_CONVENTIONS
+
     export = commands.add_parser("export", help="run or describe a trained network on other simulators and hardware",
                                  description="Export a trained run (a folder from `spikelab train`).", epilog=EPILOG)
     targets = export.add_subparsers(dest="target", required=True, metavar="TARGET")
@@ -265,7 +259,7 @@ def _add_export_parser(commands) -> None:
                                     description="Write the trained network as a NIR file (HDF5).")
     add_run_dir_argument(nir_export)
     nir_export.add_argument("out", help="the .nir file to write")
-    nir_export.add_argument("--beta-convention", choices=("exact", "euler"), default="exact",
+    nir_export.add_argument("--beta-convention", choices=BETA_CONVENTIONS, default="exact",
                             help="tau from beta: exact, beta = exp(-dt/tau) (NEST, SpiNNaker2 EXACT; default), or euler, "
                                  "beta = 1 - dt/tau (snnTorch's reader)")
     nir_export.set_defaults(run=_export_nir)
@@ -281,6 +275,10 @@ def _add_export_parser(commands) -> None:
 
 
 def _add_import_parser(commands) -> None:
+    from spikelab.datasets import DATASET_DEFAULTS
+    from spikelab.decoding import DECODERS
+    from spikelab.functional.lif import BETA_CONVENTIONS, RESETS
+
     importing = commands.add_parser("import", help="a network from another framework as a spikelab run",
                                     description="Read a NIR graph (e.g. from snnTorch's export_to_nir) into a run "
                                                 "folder that spikelab can evaluate and export.", epilog=EPILOG)
@@ -295,14 +293,14 @@ def _add_import_parser(commands) -> None:
     nir_import.add_argument("--dt", type=float, default=None,
                             help="the time step (ms) of one input bin when the model runs: what exporters use (default: "
                                  "--dataset's bin width, else the graph's time step)")
-    nir_import.add_argument("--reset", choices=("zero", "subtract"), default=None,
+    nir_import.add_argument("--reset", choices=[reset for reset in RESETS if reset != "none"], default=None,
                             help="reset of the LIF layers (default: the file's metadata, else zero; NIR has no reset field)")
-    nir_import.add_argument("--beta-convention", choices=("exact", "euler"), default=None,
+    nir_import.add_argument("--beta-convention", choices=BETA_CONVENTIONS, default=None,
                             help="beta from tau (default: the file's metadata, else euler as snnTorch writes)")
-    nir_import.add_argument("--dataset", choices=("demo", "nmnist", "shd"), default=None,
+    nir_import.add_argument("--dataset", choices=sorted(DATASET_DEFAULTS), default=None,
                             help="the data it runs on, binned at its dt, so that eval and export can use the test split")
     nir_import.add_argument("--data-dir", default=None, help="folder with that dataset's files")
-    nir_import.add_argument("--loss", choices=("mean_membrane", "per_step", "spike_count", "summed_softmax"),
+    nir_import.add_argument("--loss", choices=DECODERS,
                             default="mean_membrane", help="how its output decodes to a class (default mean_membrane)")
     nir_import.set_defaults(run=_import_nir)
 

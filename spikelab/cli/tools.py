@@ -11,19 +11,15 @@ from .common import EPILOG, add_run_dir_argument
 def add_commands(commands) -> None:
     benchmark = commands.add_parser("bench", help="speed and memory benchmarks against snnTorch, SpikingJelly, DCLS",
                                     description="Interleaved side-by-side benchmark in one process; medians and ratios.")
-    benchmark.add_argument("target", choices=("lif", "delays", "stdp"),
-                           help="lif: 700-256-256-20 LIF net, batch 32, T=100, forward+backward time; then BPTT vs "
-                                "SLTT peak memory at T=100 and 500. delays: DelayedLinear vs the DCLS package's Dcls1d "
-                                "in the SHD setting (140->256 and 256->256, 25 taps), time and peak memory. stdp: the "
-                                "STDP update of a 700->256 LIF layer (batch 32, T=100) vs one forward pass of it and "
-                                "SpikingJelly's STDPLearner")
+    benchmark.add_argument("target", choices=sorted(BENCHMARKS),
+                           help="; ".join(f"{name}: {what}" for name, (_, what) in sorted(BENCHMARKS.items())))
     benchmark.add_argument("--json", action="store_true", help="print the full result as JSON")
     benchmark.add_argument("--rounds", type=int, default=30, help="timed iterations per variant (default 30)")
     benchmark.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     benchmark.add_argument("--reset", choices=("zero", "subtract"), default="zero",
                            help="reset of every variant (default zero: the same equations in all three frameworks; "
                                 "subtract leaves SpikingJelly out)")
-    benchmark.set_defaults(run=bench)
+    benchmark.set_defaults(run=lambda args: BENCHMARKS[args.target][0](args))
 
     inspect = commands.add_parser("inspect", help="the learned synaptic delays of a trained run", epilog=EPILOG,
                                   description="Print a histogram summary of every delay layer's integer delays and "
@@ -33,13 +29,9 @@ def add_commands(commands) -> None:
     inspect.set_defaults(run=inspect_run)
 
 
-def bench(args) -> int:
+def bench_lif(args) -> int:
     from spikelab.bench import format_lif_table, format_memory_table, run_lif_benchmark, run_memory_benchmark
 
-    if args.target == "delays":
-        return bench_delays(args)
-    if args.target == "stdp":
-        return bench_stdp(args)
     speed = run_lif_benchmark(rounds=args.rounds, threads=args.threads, reset=args.reset)
     memory = run_memory_benchmark(threads=args.threads)
     if args.json:
@@ -65,6 +57,17 @@ def bench_stdp(args) -> int:
     return 0
 
 
+#: ``spikelab bench TARGET``: the function that runs it and what it measures.
+BENCHMARKS = {
+    "lif": (bench_lif, "700-256-256-20 LIF net, batch 32, T=100, forward+backward time vs snnTorch, SpikingJelly and "
+                       "the matmul floor; then BPTT vs SLTT peak memory at T=100 and 500"),
+    "delays": (bench_delays, "DelayedLinear vs the DCLS package's Dcls1d in the SHD setting (140->256 and 256->256, "
+                             "25 taps), time and peak memory"),
+    "stdp": (bench_stdp, "the STDP update of a 700->256 LIF layer (batch 32, T=100) vs one forward pass of it and "
+                         "SpikingJelly's STDPLearner"),
+}
+
+
 def inspect_run(args) -> int:
     from spikelab.delays import delay_summary
     from spikelab.plots import plot_delay_histogram
@@ -72,13 +75,13 @@ def inspect_run(args) -> int:
 
     model = load(args.run_dir)
     info = model.run_info
-    dt = ((info.get("config") or {}).get("run") or {}).get("binning", {}).get("dt")
+    dt = getattr(model, "dt", None)
     layers = delay_summary(model, dt=dt)
     if not layers:
         raise ConfigError(f"{args.run_dir}: its {info.get('model_name') or 'custom'} model has no synaptic delays (no "
                           "DelayedLinear layer with max_delay > 0; a --no-delays run, say), so there is nothing to "
                           "inspect. Delays are learned by `spikelab train --model shd-delays`")
-    unit = f" (dt {dt:g} ms)" if dt else " (no dt in the run's configuration: steps only)"
+    unit = f" (dt {dt:g} ms)" if dt else " (the model has no dt: steps only)"
     print(f"{info['checkpoint']} (epoch {info['epoch']}): {len(layers)} delay layer(s){unit}, delays rounded to "
           "whole steps as evaluation uses them")
     ms = (lambda steps: f" = {steps * dt:g} ms") if dt else (lambda steps: "")

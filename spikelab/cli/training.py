@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -75,8 +76,12 @@ def _add_data_options(parser, for_eval=False):
 
 
 def _add_train_parser(commands):
+    from spikelab.functional.lif import REFRACTORY_STEPS, RESETS
+    from spikelab.functional.surrogate import SURROGATES
     from spikelab.models import MODELS, NEURONS
+    from spikelab.neurons.lif import LEARN_BETA
     from spikelab.training import LOSSES, MODES
+    from spikelab.training.trainer import OPTIMIZERS, SCHEDULERS
 
     parser = commands.add_parser("train", help="train a spiking network", epilog=EPILOG,
                                  description="Train a spiking network; checkpoints, metrics and plots go to --out.")
@@ -93,14 +98,14 @@ def _add_train_parser(commands):
                             "(neighbour coupling), ultradplif")
     model.add_argument("--beta", type=float,
                        help="membrane decay per step, in [0, 1); Ultra neurons: their tau (default 0.9; shd-delays 0.005)")
-    model.add_argument("--learn-beta", choices=("no", "layer", "neuron"), default="no",
+    model.add_argument("--learn-beta", choices=["no" if mode is False else mode for mode in LEARN_BETA], default="no",
                        help="learn the decay: one per layer or one per neuron (default no)")
     model.add_argument("--threshold", type=float, default=1.0, help="firing threshold (default 1.0)")
-    model.add_argument("--reset", choices=("zero", "subtract", "none"), default="zero",
+    model.add_argument("--reset", choices=RESETS, default="zero",
                        help="after a spike: zero (default; runs on SpiNNaker), subtract the threshold, or none")
-    model.add_argument("--refractory-steps", type=int, choices=(0, 1), default=0,
+    model.add_argument("--refractory-steps", type=int, choices=REFRACTORY_STEPS, default=0,
                        help="1: the step after a spike ignores its input (default 0)")
-    model.add_argument("--surrogate", choices=("atan", "fast_sigmoid", "triangle"), default="atan",
+    model.add_argument("--surrogate", choices=SURROGATES, default="atan",
                        help="surrogate gradient of the spike (default atan)")
     model.add_argument("--slope", type=float,
                        help="surrogate slope (default per surrogate: atan 2, fast_sigmoid 25, triangle 1; shd-delays 5)")
@@ -127,8 +132,8 @@ def _add_train_parser(commands):
     train.add_argument("--epochs", type=int, help="epochs (default: demo 15, shd-delays 150, otherwise 20)")
     train.add_argument("--batch-size", type=int, help="samples per batch (default 64; shd-delays 256)")
     train.add_argument("--lr", type=float, help="learning rate (default 2e-3; shd-delays 1e-3)")
-    train.add_argument("--optimizer", choices=("adam", "adamw", "sgd"), default="adam", help="optimiser (default adam)")
-    train.add_argument("--scheduler", choices=("cosine", "step", "onecycle", "none"),
+    train.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="adam", help="optimiser (default adam)")
+    train.add_argument("--scheduler", choices=SCHEDULERS,
                        help="learning-rate schedule over the epochs (default cosine; shd-delays onecycle: up to 5x "
                             "--lr and down for the weights, cosine for the delay positions, as published)")
     train.add_argument("--weight-decay", type=float, help="L2 weight decay (default 0; shd-delays 1e-5)")
@@ -166,23 +171,17 @@ def _fill_defaults(args) -> None:
         raise ConfigError("--fixed-delays and --no-delays apply to --model shd-delays only")
 
 
-def _binning(args) -> dict:
-    from spikelab.datasets import DATASET_DEFAULTS
+def _binning(args):
+    from spikelab.run import Binning
 
-    binning = dict(DATASET_DEFAULTS[args.dataset])
-    for key in ("dt", "duration", "downsample", "channel_group"):
-        value = getattr(args, key)
-        if value is not None:
-            if key not in binning:
-                raise ConfigError(f"--{key.replace('_', '-')} does not apply to dataset {args.dataset!r}")
-            binning[key] = value
+    binning = Binning.for_dataset(args.dataset, dt=args.dt, duration=args.duration, downsample=args.downsample,
+                                  channel_group=args.channel_group, binarize=not args.counts)
     if args.time_bins is not None:
         if args.dt is not None:
             raise ConfigError("give --dt or --time-bins, not both (--time-bins N sets dt = duration / N)")
         if args.time_bins < 1:
             raise ConfigError(f"--time-bins must be at least 1, got {args.time_bins}")
-        binning["dt"] = binning["duration"] / args.time_bins
-    binning["binarize"] = not args.counts
+        binning = dataclasses.replace(binning, dt=binning.duration / args.time_bins)
     return binning
 
 
@@ -198,8 +197,10 @@ def _run_folder(args) -> Path:
     return base.parent / f"{base.name}-{number}"
 
 
-def _run_config(args) -> dict:
-    """Everything that defines a run, as plain data (stored in every checkpoint)."""
+def _run_config(args):
+    """Everything that defines a run (:class:`spikelab.run.RunConfig`, stored in every checkpoint)."""
+    from spikelab.run import RunConfig
+
     _fill_defaults(args)
     if args.neuron == "lif":
         neuron_options = dict(beta=args.beta, threshold=args.threshold, reset=args.reset,
@@ -217,25 +218,23 @@ def _run_config(args) -> dict:
     if args.model == "shd-delays":
         model_options.update(max_delay=args.max_delay,
                              delays="fixed" if args.fixed_delays else "none" if args.no_delays else "learned")
-    return {
-        "dataset": args.dataset, "data_dir": str(Path(args.data_dir).resolve()), "binning": _binning(args),
-        "skip_bad": args.skip_bad, "val_fraction": args.val_fraction, "position_lr": args.position_lr,
-        "model": args.model, "model_options": model_options,
-        "trainer": dict(loss=args.loss, mode=args.mode, sltt_k=args.sltt_k if args.mode == "sltt-k" else None,
-                        optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay,
-                        scheduler=args.scheduler, epochs=args.epochs, batch_size=args.batch_size,
-                        seed=args.seed, grad_clip=args.grad_clip, sparsity=args.sparsity),
-    }
+    return RunConfig(
+        dataset=args.dataset, data_dir=str(Path(args.data_dir).resolve()), binning=_binning(args),
+        skip_bad=args.skip_bad, val_fraction=args.val_fraction, position_lr=args.position_lr,
+        model=args.model, model_options=model_options,
+        trainer=dict(loss=args.loss, mode=args.mode, sltt_k=args.sltt_k if args.mode == "sltt-k" else None,
+                     optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay,
+                     scheduler=args.scheduler, epochs=args.epochs, batch_size=args.batch_size,
+                     seed=args.seed, grad_clip=args.grad_clip, sparsity=args.sparsity))
 
 
 def train(args) -> int:
     import torch
     from torch.utils.data import Subset
 
-    from spikelab.datasets import stratified_split
     from spikelab.delays import DelayedLinear, delay_param_groups
-    from spikelab.export import load_split
     from spikelab.models import build_model
+    from spikelab.run import RunConfig
     from spikelab.training import Trainer, load_checkpoint
 
     started = time.perf_counter()
@@ -246,28 +245,31 @@ def train(args) -> int:
     if not args.resume and (out / "last.pt").exists():
         raise ConfigError(f"{out} already holds a run: add --resume to continue it, or choose another --out")
     if resume:
-        config = load_checkpoint(out / "last.pt")["config"]["run"]
+        config = RunConfig.from_dict(load_checkpoint(out / "last.pt")["config"]["run"])
         print(f"resuming {out} from its last checkpoint (with the options it was started with)")
     else:
         config = _run_config(args)
-    trainer_options = config["trainer"]
-    torch.manual_seed(trainer_options["seed"])
-    train_full = load_split(config, train=True)
-    test_set = load_split(config, train=False)
-    config.setdefault("input_shape", list(train_full.input_shape))   # what exporters need for conv models
-    train_idx, val_idx = stratified_split(train_full.targets, config["val_fraction"], trainer_options["seed"])
+    trainer_options = config.trainer
+    torch.manual_seed(config.seed)
+    train_full = config.load_split(train=True)
+    test_set = config.load_split(train=False)
+    if config.input_shape is None:   # what exporters need for conv models
+        config.input_shape = tuple(train_full.input_shape)
+    train_idx, val_idx = config.split_indices(train_full.targets)
     out.mkdir(parents=True, exist_ok=True)
     (out / "val_indices.json").write_text(json.dumps({"val": list(map(int, val_idx))}))
-    model = build_model(config["model"], train_full.input_shape, train_full.num_classes, **config["model_options"])
+    model = build_model(config.model, train_full.input_shape, train_full.num_classes, dt=config.dt,
+                        **config.model_options)
     groups = None
     if any(isinstance(m, DelayedLinear) for m in model.modules()):  # delays get their own learning rate
-        groups = delay_param_groups(model, lr=trainer_options["lr"], position_lr=config["position_lr"],
+        groups = delay_param_groups(model, lr=trainer_options["lr"], position_lr=config.position_lr,
                                     weight_decay=trainer_options["weight_decay"])
-    trainer = Trainer(model, device=args.device, out_dir=out, model_name=config["model"], progress=not args.no_progress,
-                      config={"run": config}, param_groups=groups, **trainer_options)
-    print(f"training {config['model']} on {config['dataset']}: {len(train_idx)} train / {len(val_idx)} validation / "
-          f"{len(test_set)} test samples, input {tuple(train_full.input_shape)} x T={train_full[0][0].shape[0]}, "
-          f"{sum(p.numel() for p in model.parameters())} parameters, mode {trainer_options['mode']} -> {out}")
+    trainer = Trainer(model, device=args.device, out_dir=out, model_name=config.model, progress=not args.no_progress,
+                      config={"run": config.to_dict()}, param_groups=groups, **trainer_options)
+    print(f"training {config.model} on {config.dataset}: {len(train_idx)} train / {len(val_idx)} validation / "
+          f"{len(test_set)} test samples, input {tuple(train_full.input_shape)} x T={train_full[0][0].shape[0]} "
+          f"(dt {config.dt:g} ms), {sum(p.numel() for p in model.parameters())} parameters, mode "
+          f"{trainer_options['mode']} -> {out}")
     trainer.fit(Subset(train_full, train_idx), Subset(train_full, val_idx), resume=resume)
     for row in trainer.history:
         print(f"epoch {row['epoch']:3d}  train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.4f}  "
@@ -313,22 +315,22 @@ def _print_evaluation(result: dict) -> None:
 
 
 def evaluate(args) -> int:
-    from spikelab.export import load_split
-    from spikelab.training import Trainer, load
+    import torch
 
-    model = load(args.checkpoint)
-    config = dict(model.run_info["config"]["run"])
-    if args.dataset is not None and args.dataset != config["dataset"]:
-        raise ConfigError(f"this model was trained on {config['dataset']!r}; evaluating it on {args.dataset!r} "
+    from spikelab.run import TrainedRun
+    from spikelab.training import Trainer
+
+    run = TrainedRun.load(args.checkpoint, dtype=torch.float32)
+    config = run.config
+    if args.dataset is not None and args.dataset != config.dataset:
+        raise ConfigError(f"this model was trained on {config.dataset!r}; evaluating it on {args.dataset!r} "
                           "would feed inputs of another shape")
-    if args.data_dir is not None:
-        config["data_dir"] = args.data_dir
-    config["skip_bad"] = args.skip_bad
-    test_set = load_split(config, train=False)
-    trainer = Trainer(model, loss=config["trainer"]["loss"], batch_size=args.batch_size, device=args.device,
+    config = dataclasses.replace(config.with_data_dir(args.data_dir), skip_bad=args.skip_bad)
+    test_set = config.load_split(train=False)
+    trainer = Trainer(run.model, loss=config.decode, batch_size=args.batch_size, device=args.device,
                       progress=not args.no_progress)
     result = _evaluate_test(trainer, test_set)
-    print(f"{model.run_info['checkpoint']} (epoch {model.run_info['epoch']}) on {config['dataset']} test split")
+    print(f"{run.checkpoint} (epoch {run.model.run_info['epoch']}) on {config.dataset} test split")
     _print_evaluation(result)
     return 0
 

@@ -86,6 +86,10 @@ from spikelab.errors import ConfigError
 from spikelab.functional.surrogate import resolve_slope, spike, surrogate_grad, surrogate_name
 
 RESETS = ("zero", "subtract", "none")
+REFRACTORY_STEPS = (0, 1)
+#: How a per-step decay ``beta`` relates to a membrane time constant ``tau``: ``exact`` ``beta = exp(-dt/tau)``
+#: (what NEST and SpiNNaker integrate), ``euler`` ``beta = 1 - dt/tau`` (snnTorch's NIR reader).
+BETA_CONVENTIONS = ("exact", "euler")
 BACKENDS = ("auto", "numba", "torch")
 _SURROGATE_KIND = {"atan": 0, "fast_sigmoid": 1, "triangle": 2}  # as _lif_kernels._surrogate_row
 
@@ -119,6 +123,28 @@ class LIFParameters(NamedTuple):
     detach_reset: bool = True
 
 
+def check_beta_convention(convention) -> str:
+    if convention not in BETA_CONVENTIONS:
+        raise ConfigError(f"beta convention must be 'exact' (beta = exp(-dt/tau)) or 'euler' "
+                          f"(beta = 1 - dt/tau, snnTorch's), got {convention!r}")
+    return convention
+
+
+def time_constant(beta, dt: float, convention: str = "exact") -> np.ndarray:
+    """The membrane time constant (in the unit of ``dt``) of the per-step decay ``beta`` (array-like):
+    ``-dt / ln(beta)`` (exact) or ``dt / (1 - beta)`` (euler); ``beta = 0`` (no memory) gives 0 (exact)."""
+    beta = np.asarray(beta, dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        return -dt / np.log(beta) if check_beta_convention(convention) == "exact" else dt / (1.0 - beta)
+
+
+def decay_per_step(tau, dt: float, convention: str = "exact") -> np.ndarray:
+    """The per-step decay of a membrane time constant ``tau`` (array-like, the unit of ``dt``): ``exp(-dt/tau)``
+    (exact) or ``1 - dt/tau`` (euler); the inverse of :func:`time_constant`."""
+    ratio = dt / np.asarray(tau, dtype=np.float64)
+    return np.exp(-ratio) if check_beta_convention(convention) == "exact" else 1.0 - ratio
+
+
 def check_parameters(p: LIFParameters) -> LIFParameters:
     """``p`` validated (ConfigError naming the bad field), with a canonical surrogate name and the slope filled in."""
     if not isinstance(p, LIFParameters):
@@ -134,7 +160,7 @@ def check_parameters(p: LIFParameters) -> LIFParameters:
         raise ConfigError(f"threshold must be a finite float > 0, got {thr!r}")
     if p.reset not in RESETS:
         raise ConfigError(f"reset must be one of {', '.join(RESETS)}, got {p.reset!r}")
-    if p.refractory_steps not in (0, 1) or isinstance(p.refractory_steps, bool):
+    if p.refractory_steps not in REFRACTORY_STEPS or isinstance(p.refractory_steps, bool):
         raise ConfigError(f"refractory_steps must be 0 or 1, got {p.refractory_steps!r}")
     if not isinstance(p.detach_reset, bool):
         raise ConfigError(f"detach_reset must be True or False, got {p.detach_reset!r}")

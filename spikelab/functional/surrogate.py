@@ -39,24 +39,23 @@ from torch import Tensor
 
 from spikelab.errors import ConfigError
 
-#: Names of the surrogate gradients (see the module docstring for their formulas).
-SURROGATES = ("atan", "fast_sigmoid", "triangle")
-
-_DEFAULT_SLOPES = {"atan": 2.0, "fast_sigmoid": 25.0, "triangle": 1.0}
+#: The surrogate gradients and their default slopes (see the module docstring for their formulas).
+DEFAULT_SLOPES = {"atan": 2.0, "fast_sigmoid": 25.0, "triangle": 1.0}
+SURROGATES = tuple(DEFAULT_SLOPES)
 _ALIASES = {"fast-sigmoid": "fast_sigmoid"}
 
 
 def surrogate_name(name: str) -> str:
     """The canonical name of a surrogate (``"fast-sigmoid"`` -> ``"fast_sigmoid"``); ConfigError if unknown."""
     canonical = _ALIASES.get(name, name)
-    if canonical not in _DEFAULT_SLOPES:
+    if canonical not in DEFAULT_SLOPES:
         raise ConfigError(f"unknown surrogate {name!r}; choose one of {', '.join(SURROGATES)} (or 'fast-sigmoid')")
     return canonical
 
 
 def default_slope(name: str) -> float:
     """The slope a surrogate uses when none is given: atan 2.0 (snnTorch's alpha), fast_sigmoid 25.0, triangle 1.0."""
-    return _DEFAULT_SLOPES[surrogate_name(name)]
+    return DEFAULT_SLOPES[surrogate_name(name)]
 
 
 def resolve_slope(name: str, slope: float | None) -> float:

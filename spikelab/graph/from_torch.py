@@ -30,9 +30,14 @@ AFFINE_LAYERS = (Linear, Conv2d, AvgPool2d, BatchNorm1d, BatchNorm2d, Flatten, D
 PROBE_CHUNK = 512
 
 
-def describe_model(model: nn.Module, dt: float, input_shape=None, approximate: bool = False) -> Network:
+def describe_model(model: nn.Module, dt: float | None = None, input_shape=None, approximate: bool = False) -> Network:
     """The :class:`Network` of a trained Sequential, read in eval mode (the model is left as it was); the
     arguments are :meth:`Network.from_model`'s."""
+    if dt is None:
+        dt = getattr(model, "dt", None)
+        if dt is None:
+            raise ConfigError("the model has no time step: pass dt= (ms, the bin width of its input data), or build "
+                              "it as sl.Sequential(..., dt=...)")
     dt = check_dt(dt)
     layers = list(model) if isinstance(model, nn.Sequential) else [model]
     shape = tuple(input_shape) if input_shape is not None else infer_input_shape(layers)

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from torch import nn
 
+from spikelab.errors import ConfigError
+
 
 @dataclass
 class Population:
@@ -94,7 +96,7 @@ class Network:
         for population in self.populations:
             if population.name == name:
                 return population
-        raise KeyError(name)
+        raise ConfigError(f"no population {name!r}; this network has {', '.join(p.name for p in self.populations)}")
 
     @property
     def input(self) -> Population:
@@ -113,12 +115,13 @@ class Network:
         return projection.delay + shift
 
     @classmethod
-    def from_model(cls, model: nn.Module, dt: float, input_shape=None, approximate: bool = False) -> "Network":
+    def from_model(cls, model: nn.Module, dt: float | None = None, input_shape=None,
+                   approximate: bool = False) -> "Network":
         """Describe a trained :class:`spikelab.Sequential` (read in eval mode; the model is left as it was).
 
         Args:
             model: a Sequential of spikelab layers ending in a neuron layer (``LIF`` or ``LeakyIntegrator``).
-            dt: the model's time step in ms (the data's bin width).
+            dt: the model's time step in ms (the data's bin width); default the model's own ``dt``.
             input_shape: one step's input shape, e.g. ``(2, 34, 34)``; needed when the first weight layer is a
                 convolution, else taken from its ``in_features``.
             approximate: run a subtractive reset as a zero reset instead of refusing it (the spikes will differ

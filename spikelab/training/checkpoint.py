@@ -91,9 +91,9 @@ def restore_rng_state(state: dict) -> None:
 def load(path, model=None):
     """A trained model back from a run folder (its ``best.pt``, else ``last.pt``) or a checkpoint file.
 
-    The architecture is rebuilt from the checkpoint; for a custom model class that spikelab cannot
-    describe, pass an untrained instance as ``model``. The model comes back in eval mode, with the
-    checkpoint's ``model_name``, ``config``, ``epoch`` and ``metrics`` in ``model.run_info``.
+    The architecture is rebuilt from the checkpoint, its time step ``dt`` (ms) included; for a custom model class
+    that spikelab cannot describe, pass an untrained instance as ``model``. The model comes back in eval mode, with
+    the checkpoint's ``model_name``, ``config``, ``epoch`` and ``metrics`` in ``model.run_info``.
     """
     from ..spec import build
 
@@ -110,6 +110,8 @@ def load(path, model=None):
     except RuntimeError as error:
         raise CheckpointError(f"{path}: the weights do not fit the given model ({str(error).splitlines()[0]})") from None
     model.eval()
+    if hasattr(model, "dt") and model.dt is None:   # runs saved before the model carried its time step
+        model.dt = (((checkpoint["config"] or {}).get("run") or {}).get("binning") or {}).get("dt")
     model.run_info = {key: checkpoint[key] for key in ("model_name", "config", "epoch", "metrics")}
     model.run_info["checkpoint"] = str(path)
     return model

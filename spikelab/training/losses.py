@@ -24,17 +24,19 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..decoding import class_scores
 from ..errors import ConfigError
 
 
 class SequenceLoss:
-    """Base: cross-entropy on a per-class score built from the output sequence."""
+    """Base: cross-entropy on the per-class scores that :func:`spikelab.decoding.class_scores` builds from the
+    output sequence under the loss's name (so training and every backend decode alike)."""
 
     name = ""
 
     def scores(self, out: Tensor) -> Tensor:
         """Per-class scores ``(B, classes)`` from the output sequence ``(T, B, classes)``."""
-        raise NotImplementedError
+        return class_scores(out, self.name)
 
     def __call__(self, out: Tensor, target: Tensor) -> Tensor:
         return F.cross_entropy(self.scores(out), target)
@@ -52,29 +54,17 @@ class SequenceLoss:
 class MeanMembraneCE(SequenceLoss):
     name = "mean_membrane"
 
-    def scores(self, out):
-        return out.mean(0)
-
 
 class SpikeCountCE(SequenceLoss):
     name = "spike_count"
-
-    def scores(self, out):
-        return out.sum(0)
 
 
 class SummedSoftmaxCE(SequenceLoss):
     name = "summed_softmax"
 
-    def scores(self, out):
-        return out.softmax(-1).sum(0)
-
 
 class PerStepCE(SequenceLoss):
     name = "per_step"
-
-    def scores(self, out):
-        return out.mean(0)
 
     def __call__(self, out, target):
         steps, batch, classes = out.shape
