@@ -53,7 +53,8 @@ class STDP(LocalRule):
                                                         batch, updated by the summed / mean change;
                                                         ``"independent"``: one matrix per sample, each changed by
                                                         its own sample only (equal to ``B`` runs one after the
-                                                        other)
+                                                        other); the matrices are the rule's state (saved in the
+                                                        Trainer's checkpoints), not the model's weights
     ``carry_traces``       --           False           keep the traces from one update to the next (one long
                                                         stream cut into sequences); False: each sequence starts
                                                         from rest
