@@ -7,32 +7,41 @@ tap (see :mod:`spikelab.functional.delays`)::
     K[o, i, k] = w[o, i] * softmax_k(-((k - d[o, i]) / sigma)^2 / 2),      k = 0 .. max_delay
     y[t, b, o] = sum_i sum_k K[o, i, k] * x[t - k, b, i]  (+ bias[o]),     x[t < 0] = 0
 
-Training recipe (SHD, DCLS paper / ``Thvnvtos/SNN-delays``):
+Training recipe (SHD, DCLS paper / ``Thvnvtos/SNN-delays``, plus a rounded last phase):
 
 * ``sigma`` starts wide (``(max_delay + 1)//2 + 0.27`` steps: 12.27 for SHD's ``max_delay = 24``) and shrinks
   every epoch, ``sigma(e) = 0.27 + (sigma_init - 0.27) * a^min(e, E)`` with ``E = epochs * sigma_fraction``
   (a quarter of the run) and ``a`` chosen so that ``sigma(E) = sigma_final = 0.5``; then it stays there. Call
   :meth:`DelayedLinear.set_epoch` (or :func:`set_epoch` on a whole model) at the start of every epoch.
+* The last ``round_fraction`` of the epochs (default half: epochs ``e >= ceil(epochs * (1 - round_fraction))``,
+  75-149 of SHD's 150) train on what evaluation runs: one-hot taps at the rounded delays, with a straight-through
+  gradient to the delays (that of Gaussian taps of width ``sigma_final`` centred on the rounded delay). DCLS keeps
+  Gaussian taps to the end and rounds only for evaluation; where the hidden neurons have almost no memory a tap
+  spread over two steps cannot pass for an integer delay, and that loses what training learned (3 classes told
+  apart by a spike-time gap, beta 0.05: 1.00 in train mode, 0.44 +- 0.30 after rounding over 10 seeds; 0.99 with the
+  rounded phase, ``experiments/delays_rounding.py``). The phase needs learning rate left to adapt in: under
+  cosine annealing the last fifth of the run has about 1 % of it, which is why it is the second half.
 * After every optimiser step, :meth:`DelayedLinear.clamp_parameters` clamps the delays into ``[0, max_delay]``
   (spikelab's Trainer calls it on every module that has it).
 * Positions get their own learning rate: published SHD values are Adam ``lr = 0.1`` for positions (100x the
   weights' ``1e-3``, no weight decay, cosine annealing) and Adam ``lr = 1e-3``, weight decay ``1e-5``
   (OneCycle to ``5e-3``) for the weights. :func:`delay_param_groups` builds those two groups.
 * In ``eval()`` mode the delays are rounded to whole steps and the kernel is one-hot: the layer is then an exact
-  integer-delay layer (all published accuracies are measured this way). The parameters are not modified;
-  :meth:`DelayedLinear.round_` rounds them in place if you want that.
+  integer-delay layer (all published accuracies are measured this way, and hardware runs it). The parameters are
+  not modified; :meth:`DelayedLinear.round_` rounds them in place if you want that.
 
 Speed: in training mode the convolution runs through a real DFT as matrix products whenever that needs under half
-the multiply-adds of ``conv1d`` (5-6x fewer in the SHD setting; see :mod:`spikelab.functional.delays`); eval mode
-keeps ``conv1d`` so integer delays stay exact. A kernel built without autograd (evaluation, ``step`` loops under
-``torch.no_grad``) is reused until the weights, delays, sigma or mode change. :func:`delay_summary` describes the
+the multiply-adds of ``conv1d`` (5-6x fewer in the SHD setting; see :mod:`spikelab.functional.delays`), in the
+rounded phase too (there it equals the integer-delay layer to float rounding); eval mode keeps ``conv1d`` so
+integer delays stay exact. A kernel built without autograd (evaluation, ``step`` loops under ``torch.no_grad``) is
+reused until the weights, delays, sigma or taps (Gaussian or rounded) change. :func:`delay_summary` describes the
 learned delays (``spikelab inspect RUN_DIR`` prints it and plots one histogram per layer).
 
 Plain PyTorch loop::
 
     opt = torch.optim.Adam(sl.delay_param_groups(net, lr=1e-3, position_lr=0.1))
     for epoch in range(epochs):
-        sl.set_epoch(net, epoch, epochs)          # sigma schedule
+        sl.set_epoch(net, epoch, epochs)          # sigma schedule, rounded taps in the last phase
         net.train()
         for x, y in loader:
             opt.zero_grad(); loss_fn(net(x), y).backward(); opt.step()
@@ -64,7 +73,9 @@ class DelayedLinear(nn.Module):
         y[t] = sum_k K[:, :, k] @ x[t - k] + bias,    K[o, i, :] = w[o, i] * one Gaussian tap at d[o, i]
 
     Training mode uses the Gaussian tap of width ``sigma`` (the current schedule value; gradients reach the
-    delays). Eval mode uses a one-hot tap at ``round(d)``: ``y[t, o] = sum_i w[o, i] x[t - round(d[o, i]), i]``.
+    delays), and in the schedule's last phase (``straight_through``, set by :meth:`set_epoch`) the one-hot tap at
+    ``round(d)`` with a straight-through gradient to the delays. Eval mode uses the one-hot tap at ``round(d)``:
+    ``y[t, o] = sum_i w[o, i] x[t - round(d[o, i]), i]``.
 
     ===================  ============  ==============  ==========================================================
     parameter            unit          default         meaning
@@ -82,6 +93,11 @@ class DelayedLinear(nn.Module):
     ``sigma_final``      steps         0.5             width reached after ``sigma_fraction`` of the epochs
                                                        (> 0.27, the DCLS floor)
     ``sigma_fraction``   1             0.25            fraction of the epochs over which sigma decays
+    ``round_fraction``   1             0.5             fraction of the epochs, at the end, trained on the rounded
+                                                       one-hot taps with a straight-through gradient to the delays
+                                                       (epochs ``e >= ceil(epochs * (1 - round_fraction))``); 0:
+                                                       Gaussian taps to the end, as DCLS. ``sigma_fraction +
+                                                       round_fraction <= 1``
     ``learn_delays``     --            True            False: random delays, fixed (ablation "lr0")
     ===================  ============  ==============  ==========================================================
 
@@ -106,9 +122,12 @@ class DelayedLinear(nn.Module):
         12.27
     """
 
+    # fallbacks for modules pickled before the rounded phase existed: they were trained with Gaussian taps to the end
+    round_fraction, straight_through = 0.0, False
+
     def __init__(self, in_features: int, out_features: int, max_delay: int, bias: bool = False,
                  extend: bool = False, sigma_init: float | None = None, sigma_final: float = 0.5,
-                 sigma_fraction: float = 0.25, learn_delays: bool = True):
+                 sigma_fraction: float = 0.25, round_fraction: float = 0.5, learn_delays: bool = True):
         super().__init__()
         for name, value in (("in_features", in_features), ("out_features", out_features)):
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
@@ -123,15 +142,21 @@ class DelayedLinear(nn.Module):
             raise ConfigError(f"sigma_init ({sigma_init}) must be >= sigma_final ({sigma_final})")
         if not 0 < sigma_fraction <= 1:
             raise ConfigError(f"sigma_fraction must be in (0, 1], got {sigma_fraction!r}")
+        if not 0 <= round_fraction < 1 or sigma_fraction + round_fraction > 1:
+            raise ConfigError(f"round_fraction must be in [0, 1) with sigma_fraction + round_fraction <= 1 (the "
+                              f"rounded epochs follow the sigma decay), got round_fraction {round_fraction!r} and "
+                              f"sigma_fraction {sigma_fraction!r}")
         self.in_features, self.out_features, self.max_delay = in_features, out_features, max_delay
         self.extend, self.learn_delays = bool(extend), bool(learn_delays)
         self.sigma_init, self.sigma_final, self.sigma_fraction = float(sigma_init), float(sigma_final), sigma_fraction
+        self.round_fraction = float(round_fraction)
         bound = 1.0 / math.sqrt(in_features)
         self.weight = nn.Parameter(torch.empty(out_features, in_features).uniform_(-bound, bound))
         self.position = nn.Parameter(torch.empty(out_features, in_features).uniform_(0.0, float(max_delay)),
                                      requires_grad=self.learn_delays)
         self.bias = nn.Parameter(torch.empty(out_features).uniform_(-bound, bound)) if bias else None
         self.register_buffer("sigma", torch.tensor(self.sigma_init))
+        self.straight_through = False  # set_epoch: train on rounded taps (the schedule's last phase)
         self._cache = None  # (key, kernel) of the last kernel built without autograd, see _kernel
 
     # -- schedule, constraints, parameter groups ---------------------------------------------------------------
@@ -142,11 +167,17 @@ class DelayedLinear(nn.Module):
         fraction = min(epoch, final_epoch) / final_epoch
         return SIGMA_OFFSET + start * (end / start) ** fraction
 
+    def rounded_at(self, epoch: int, epochs: int) -> bool:
+        """Whether ``epoch`` (0-based) of ``epochs`` trains on rounded taps: the last ``round_fraction`` of them."""
+        return self.round_fraction > 0 and epoch >= math.ceil(epochs * (1 - self.round_fraction))
+
     @torch.no_grad()
     def set_epoch(self, epoch: int, epochs: int) -> None:
-        """Set ``sigma`` for the start of ``epoch`` (0-based) of ``epochs``: geometric decay from ``sigma_init`` to
-        ``sigma_final`` over the first ``sigma_fraction`` of the epochs, constant after. Call every epoch."""
+        """Set the schedule for the start of ``epoch`` (0-based) of ``epochs``: ``sigma`` decays geometrically from
+        ``sigma_init`` to ``sigma_final`` over the first ``sigma_fraction`` of the epochs and stays there; the last
+        ``round_fraction`` of the epochs train on rounded taps (``straight_through``). Call every epoch."""
         self.sigma.fill_(self.sigma_at(epoch, epochs))
+        self.straight_through = self.rounded_at(epoch, epochs)
 
     @torch.no_grad()
     def clamp_parameters(self) -> None:
@@ -168,10 +199,16 @@ class DelayedLinear(nn.Module):
         return [self.weight] + ([self.bias] if self.bias is not None else [])
 
     @property
+    def rounded(self) -> bool:
+        """Whether ``forward`` uses the one-hot taps at the rounded delays: in eval mode, and in training mode during
+        the schedule's rounded phase."""
+        return not self.training or self.straight_through
+
+    @property
     def delays(self) -> Tensor:
-        """Current delays in steps ``(out, in)``: real-valued in training mode, rounded in eval mode (detached)."""
+        """The delays ``forward`` uses, in steps ``(out, in)`` (detached): rounded when :attr:`rounded`, else real."""
         d = self.position.detach().clamp(0.0, float(self.max_delay))
-        return d if self.training else d.round()
+        return d.round() if self.rounded else d
 
     def integer_delays(self) -> Tensor:
         """The whole-step delays ``(out, in)`` (int64) that evaluation and hardware use, in any mode."""
@@ -179,12 +216,15 @@ class DelayedLinear(nn.Module):
 
     # -- computation ---------------------------------------------------------------------------------------------
     def kernel(self) -> Tensor:
-        """The dense kernel ``(out, in, max_delay + 1)``: Gaussian taps in training mode, one-hot in eval mode."""
-        sigma = self.sigma if self.training else 0.0
-        return delay_kernel(self.weight, self.position, sigma, self.max_delay)
+        """The dense kernel ``(out, in, max_delay + 1)``: one-hot taps at the rounded delays in eval mode and in the
+        rounded phase of training (then with a straight-through gradient to the delays), else Gaussian taps."""
+        if not self.training:
+            return delay_kernel(self.weight, self.position, 0.0, self.max_delay)
+        return delay_kernel(self.weight, self.position, self.sigma, self.max_delay,
+                            straight_through=self.straight_through)
 
     def _kernel(self) -> Tensor:
-        """:meth:`kernel`, reused while no gradient is wanted and weights, delays, sigma and mode are unchanged
+        """:meth:`kernel`, reused while no gradient is wanted and weights, delays, sigma and taps are unchanged
         (evaluation, ``step`` loops under ``torch.no_grad``); rebuilt whenever autograd needs its graph."""
         needs_graph = torch.is_grad_enabled() and (self.weight.requires_grad or
                                                     (self.training and self.position.requires_grad))
@@ -194,16 +234,18 @@ class DelayedLinear(nn.Module):
         # compared by value, so edits through .data (which autograd's version counters miss) are seen too
         sources = tuple(t.detach() for t in (self.weight, self.position, self.sigma))
         cache = getattr(self, "_cache", None)  # (modules pickled before the cache existed lack it)
-        if (cache is None or cache[0] != self.training
+        if (cache is None or cache[0] != self.rounded
                 or not all(a.dtype == b.dtype and a.device == b.device and torch.equal(a, b)
                            for a, b in zip(cache[1], sources))):
             with torch.no_grad():
-                cache = self._cache = (self.training, tuple(t.clone() for t in sources), self.kernel())
+                cache = self._cache = (self.rounded, tuple(t.clone() for t in sources), self.kernel())
         return cache[2]
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() != 3 or x.shape[-1] != self.in_features:
-            raise ValueError(f"DelayedLinear expects (T, B, {self.in_features}), got {tuple(x.shape)}")
+            raise ConfigError(f"DelayedLinear({self.in_features}, {self.out_features}) expects a time-first input "
+                              f"(T, B, {self.in_features}), got {tuple(x.shape)}; transpose batch-first data with "
+                              "x.transpose(0, 1) and flatten the features")
         # eval: one-hot taps through conv1d, so the integer delays are exact; training: whichever is cheaper
         return delayed_linear(x, self._kernel(), self.bias, extend=self.extend,
                               method="auto" if self.training else "conv")
@@ -214,7 +256,8 @@ class DelayedLinear(nn.Module):
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, max_delay={self.max_delay}, "
                 f"bias={self.bias is not None}, extend={self.extend}, sigma={self.sigma.item():.3g}, "
-                f"learn_delays={self.learn_delays}")
+                f"round_fraction={self.round_fraction:g}, learn_delays={self.learn_delays}"
+                + (", straight_through" if self.straight_through else ""))
 
 
 def _delay_layers(model: nn.Module) -> list[DelayedLinear]:

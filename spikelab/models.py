@@ -107,7 +107,9 @@ def shd_delays(input_shape, num_classes, hidden=(256, 256), max_delay=24, delays
 
     ``delays``: ``"learned"`` (default), ``"fixed"`` (random, not learned) or ``"none"`` (max_delay 0): the
     paper's ablations. Published SHD setting: input 700 channels grouped by 5 (140), 2 x 256 hidden,
-    delays 0-24 steps of 10 ms, almost memoryless LIF (beta 0.005), dropout 0.4, summed-softmax loss.
+    delays 0-24 steps of 10 ms, almost memoryless LIF (beta 0.005), dropout 0.4, summed-softmax loss. One
+    departure: the last half of the epochs trains on the rounded delays that evaluation runs (DelayedLinear's
+    ``round_fraction``; DCLS keeps Gaussian taps to the end and rounds only for evaluation).
     """
     if delays not in DELAYS:
         raise ConfigError(f"delays must be one of {', '.join(DELAYS)}, got {delays!r}")

@@ -5,6 +5,7 @@ import torch
 
 import spikelab.functional.delays as fd
 from spikelab.delays import DelayedLinear
+from spikelab.errors import ConfigError
 from spikelab.functional.delays import delay_kernel, delayed_linear, delayed_linear_cost
 
 
@@ -67,7 +68,7 @@ def test_auto_picks_conv_for_small_problems_and_dft_for_long_kernels():
     assert small["conv"] < 2 * small["dft"]
     shd = delayed_linear_cost(100, 32, 256, 256, 24)
     assert shd["conv"] > 5 * shd["dft"]
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError, match="method"):
         delayed_linear(torch.zeros(3, 1, 2), torch.zeros(1, 2, 3), method="fft")
 
 

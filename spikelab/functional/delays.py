@@ -7,8 +7,10 @@ delay, normalised so that the taps sum to the weight::
     g[o, i, k] = exp(-((k - d[o, i]) / sigma)^2 / 2)
     K[o, i, k] = w[o, i] * g[o, i, k] / sum_k g[o, i, k]             # sum_k K[o, i, k] == w[o, i]
 
-With ``sigma == 0`` the tap is one-hot at ``round(d)`` (an exact integer delay; no gradient to ``d``). The layer
-output is the causal temporal convolution (zero input before ``t = 0``)::
+With ``sigma == 0`` the tap is one-hot at ``round(d)`` (an exact integer delay; no gradient to ``d``). The
+straight-through kernel (``delay_kernel(..., straight_through=True)``) is that one-hot tap forward and, backward, the
+Gaussian's gradient to the delay taken at ``round(d)``: training on the integer delays that evaluation runs. The
+layer output is the causal temporal convolution (zero input before ``t = 0``)::
 
     y[t, b, o] = sum_i sum_k K[o, i, k] * x[t - k, b, i]
 
@@ -42,9 +44,34 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from spikelab.errors import ConfigError
+
 __all__ = ["delay_kernel", "delayed_linear", "delayed_linear_step", "delayed_linear_cost"]
 
 METHODS = ("auto", "conv", "dft")
+
+
+def _taps(taps: int, position: Tensor) -> Tensor:
+    """The tap indices ``k = 0 .. taps - 1`` shaped ``(taps, 1, 1)`` to broadcast over ``(taps, in, out)``."""
+    return torch.arange(taps, dtype=position.dtype, device=position.device).view(taps, 1, 1)
+
+
+def _one_hot(weight: Tensor, rounded: Tensor, taps: int) -> Tensor:
+    """``K[k, i, o] = w[o, i] * [k == rounded[o, i]]`` ``(taps, in, out)``: whole-step delays ``rounded``."""
+    return (_taps(taps, rounded) == rounded.t()).to(weight.dtype) * weight.t()
+
+
+def _gaussian_softmax(centre: Tensor, sigma: float, taps: int) -> Tensor:
+    """``s[k, i, o] = softmax_k(-((k - centre[o, i]) / sigma)^2 / 2)`` ``(taps, in, out)``, underflow-safe."""
+    z = (_taps(taps, centre) - centre.t().contiguous()).div_(sigma)
+    return torch.softmax(z.square_().mul_(-0.5), dim=0)
+
+
+def _position_grad(grad: Tensor, s: Tensor, sw: Tensor, weight: Tensor, centre: Tensor, sigma: float) -> Tensor:
+    """Gradient ``(out, in)`` to the tap centres of the Gaussian taps ``w * s``, from the kernel's gradient ``grad``
+    and ``sw = sum_k grad * s`` (both tap-major): ``w / sigma * sum_k s (grad - sw) (k - centre) / sigma``."""
+    t = (grad - sw).mul_(s).mul_(_taps(s.shape[0], centre) - centre.t().contiguous())
+    return (t.sum(0) * weight.t()).t() / (sigma * sigma)
 
 
 class _GaussianTaps(torch.autograd.Function):
@@ -59,9 +86,7 @@ class _GaussianTaps(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, weight: Tensor, position: Tensor, sigma: float, taps: int) -> Tensor:
-        k = torch.arange(taps, dtype=position.dtype, device=position.device).view(taps, 1, 1)
-        z = (k - position.t().contiguous()).div_(sigma)                  # (taps, in, out), contiguous
-        s = torch.softmax(z.square_().mul_(-0.5), dim=0)                 # Gaussian / its sum, underflow-safe
+        s = _gaussian_softmax(position, sigma, taps)                     # (taps, in, out), contiguous
         ctx.save_for_backward(weight, position, s)
         ctx.sigma = sigma
         return s * weight.t().contiguous()
@@ -74,39 +99,76 @@ class _GaussianTaps(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             grad_w = sw.t()
         if ctx.needs_input_grad[1]:
-            taps = s.shape[0]
-            k = torch.arange(taps, dtype=position.dtype, device=position.device).view(taps, 1, 1)
-            t = (grad - sw).mul_(s).mul_(k - position.t().contiguous())  # s (dK - dw) (k - d)
-            grad_d = (t.sum(0) * weight.t()).t() / (ctx.sigma * ctx.sigma)
+            grad_d = _position_grad(grad, s, sw, weight, position, ctx.sigma)
         return grad_w, grad_d, None, None
 
 
-def delay_kernel(weight: Tensor, position: Tensor, sigma: float | Tensor, max_delay: int) -> Tensor:
+class _RoundedTaps(torch.autograd.Function):
+    """One-hot taps at the whole-step delay ``r = round(d)`` with a straight-through gradient to ``d``.
+
+    Forward: ``K[k, i, o] = w[o, i] * [k == r[o, i]]`` (tap-major), exactly the evaluation kernel. Backward:
+    ``dw[o, i] = dK[r[o, i], i, o]`` (exact), and ``dd`` is the Gaussian taps' position gradient of width
+    ``sigma`` taken at the centre ``r``, the delay the forward pass used (a smoothed central difference of
+    ``dK`` along the taps: it says which way moving the delay by a step lowers the loss)::
+
+        dd[o, i] = w[o, i] / sigma * sum_k s[k, i, o] (dK[k, i, o] - sum_j s[j, i, o] dK[j, i, o]) (k - r[o, i]) / sigma
+        s[k, i, o] = softmax_k(-((k - r[o, i]) / sigma)^2 / 2)
+    """
+
+    @staticmethod
+    def forward(ctx, weight: Tensor, position: Tensor, sigma: float, taps: int) -> Tensor:
+        rounded = position.detach().round().clamp(0, taps - 1)
+        ctx.save_for_backward(weight, rounded)
+        ctx.sigma = sigma
+        return _one_hot(weight, rounded, taps)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        weight, rounded = ctx.saved_tensors
+        grad_w = grad_d = None
+        if ctx.needs_input_grad[0]:
+            grad_w = grad.gather(0, rounded.t().long().unsqueeze(0)).squeeze(0).t()
+        if ctx.needs_input_grad[1]:
+            s = _gaussian_softmax(rounded, ctx.sigma, grad.shape[0])
+            grad_d = _position_grad(grad, s, (grad * s).sum(0), weight, rounded, ctx.sigma)
+        return grad_w, grad_d, None, None
+
+
+def delay_kernel(weight: Tensor, position: Tensor, sigma: float | Tensor, max_delay: int,
+                 straight_through: bool = False) -> Tensor:
     """Dense delay kernel ``(out, in, max_delay + 1)`` from weights and real delays ``(out, in)``.
 
     Args:
         weight: synaptic weights ``(out, in)``.
         position: delays in steps ``(out, in)``, meant to lie in ``[0, max_delay]`` (not clamped here).
-        sigma: Gaussian width in steps (> 0), or 0 for a one-hot tap at ``round(position)`` (clamped into range).
+        sigma: Gaussian width in steps (> 0), or 0 for a one-hot tap at ``round(position)`` (clamped into range;
+            no gradient to ``position``).
         max_delay: the longest delay ``D``; the kernel has ``D + 1`` taps, tap ``k`` = delay of ``k`` steps.
+        straight_through: True (with ``sigma > 0``): the one-hot tap at ``round(position)`` forward, exactly as
+            with ``sigma = 0``, and a straight-through gradient to ``position``: that of Gaussian taps of width
+            ``sigma`` centred on the rounded delay (training on the integer delays that evaluation uses).
 
     Returns:
         ``K`` with ``K[o, i, k]`` the weight of input ``i`` delayed by ``k`` steps in output ``o``;
         ``K.sum(-1) == weight`` (up to rounding). ``K`` is a view of a tap-major ``(taps, in, out)`` tensor
         (``K.permute(2, 1, 0)`` is contiguous): the layout the ``dft`` method and the step function multiply with.
     """
-    if max_delay < 0:
-        raise ValueError(f"max_delay must be >= 0, got {max_delay}")
+    if isinstance(max_delay, bool) or not isinstance(max_delay, int) or max_delay < 0:
+        raise ConfigError(f"max_delay must be an int >= 0 (steps), got {max_delay!r}")
+    if weight.shape != position.shape or weight.dim() != 2:
+        raise ConfigError(f"weight and position must both be (out, in), got {tuple(weight.shape)} and "
+                          f"{tuple(position.shape)}: give one delay per synapse")
+    if isinstance(sigma, Tensor) and sigma.numel() != 1:
+        raise ConfigError(f"sigma must be one width for the whole kernel, got a tensor of shape {tuple(sigma.shape)}")
+    sigma = float(sigma)
+    if not sigma >= 0 or (straight_through and sigma == 0):
+        raise ConfigError(f"sigma must be {'> 0 with straight_through' if straight_through else '>= 0'} (steps), "
+                          f"got {sigma!r}")
     taps = max_delay + 1
-    if isinstance(sigma, Tensor) and sigma.numel() == 1:
-        sigma_zero = bool(sigma.item() == 0)
-    else:
-        sigma_zero = not isinstance(sigma, Tensor) and float(sigma) == 0.0
-    if sigma_zero or max_delay == 0:
-        index = position.detach().round().clamp(0, max_delay).long()
-        k = torch.arange(taps, device=index.device).view(taps, 1, 1)
-        return ((k == index.t()).to(weight.dtype) * weight.t()).permute(2, 1, 0)
-    return _GaussianTaps.apply(weight, position, float(sigma), taps).permute(2, 1, 0)
+    if sigma == 0 or max_delay == 0:
+        return _one_hot(weight, position.detach().round().clamp(0, max_delay), taps).permute(2, 1, 0)
+    taps_function = _RoundedTaps if straight_through else _GaussianTaps
+    return taps_function.apply(weight, position, sigma, taps).permute(2, 1, 0)
 
 
 def delayed_linear_cost(steps: int, batch: int, n_in: int, n_out: int, max_delay: int, extend: bool = False) -> dict:
@@ -122,7 +184,7 @@ def delayed_linear_cost(steps: int, batch: int, n_in: int, n_out: int, max_delay
 
 def _resolve_method(method: str, x: Tensor, kernel: Tensor, extend: bool) -> str:
     if method not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+        raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     if method != "auto":
         return method
     if x.dtype not in (torch.float32, torch.float64):                  # half precision: keep conv1d's accuracy
@@ -259,11 +321,12 @@ def delayed_linear(x: Tensor, kernel: Tensor, bias: Tensor | None = None, extend
     ``conv`` layout: ``(B, in, T)``, ``D`` zeros padded on the left (and right with ``extend``), the kernel flipped
     because ``conv1d`` is a cross-correlation.
     """
+    if x.dim() != 3 or kernel.dim() != 3 or kernel.shape[1] != x.shape[-1]:
+        raise ConfigError(f"delayed_linear needs x (T, B, in) and a kernel (out, in, D + 1) with the same in, got "
+                          f"x {tuple(x.shape)} and kernel {tuple(kernel.shape)}; build the kernel with delay_kernel "
+                          "from weights (out, in)")
     steps, batch, n_in = x.shape
-    n_out, k_in, taps = kernel.shape
-    if k_in != n_in:
-        raise ValueError(f"kernel has {k_in} inputs, x has {n_in} features")
-    max_delay = taps - 1
+    max_delay = kernel.shape[-1] - 1
     if max_delay == 0:
         y = torch.matmul(x, kernel[:, :, 0].t())
         return y if bias is None else y + bias
@@ -291,6 +354,10 @@ def delayed_linear_step(x_t: Tensor, history: Tensor | None, kernel: Tensor,
     """
     n_out, n_in, taps = kernel.shape
     max_delay = taps - 1
+    if x_t.dim() != 2 or x_t.shape[-1] != n_in or (history is not None and history.shape != (max_delay, *x_t.shape)):
+        raise ConfigError(f"delayed_linear_step needs x_t (B, {n_in}) and a history (D = {max_delay}, B, {n_in}) or "
+                          f"None, got x_t {tuple(x_t.shape)} and history "
+                          f"{None if history is None else tuple(history.shape)}; start with history None")
     if history is None:
         history = x_t.new_zeros((max_delay, *x_t.shape))
     window = torch.cat([x_t.unsqueeze(0), history], dim=0)          # (D + 1, B, in), window[k] = x[t - k]
