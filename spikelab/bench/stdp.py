@@ -28,7 +28,6 @@ import logging
 import os
 
 import torch
-from torch import nn
 
 from spikelab.functional.plasticity import apply_stdp, spike_outer_sum, stdp_terms, trace_scan
 from .timing import (check_rounds, goal_lines, goals_met, machine_state, median_ratio, package_version,
