@@ -7,6 +7,7 @@ module          what it measures
 ``lif``         LIF training speed vs snnTorch, SpikingJelly and the matrix-multiply floor
 ``memory``      peak activation memory of one training step, BPTT vs SLTT vs SLTT-K
 ``delays``      ``DelayedLinear`` vs the DCLS authors' ``Dcls1d``: speed, memory, agreement
+``stdp``        the STDP update vs one forward pass of the layer and SpikingJelly's ``STDPLearner``
 ==============  ==================================================================================================
 
 Each ``run_*`` function returns a JSON-serialisable dict and prints nothing; ``format_*`` turns it into a table.
@@ -14,6 +15,7 @@ Each ``run_*`` function returns a JSON-serialisable dict and prints nothing; ``f
 from .delays import format_delays_table, run_delays_benchmark
 from .lif import format_lif_table, run_lif_benchmark
 from .memory import format_memory_table, run_memory_benchmark
+from .stdp import format_stdp_table, run_stdp_benchmark
 
 __all__ = ["run_lif_benchmark", "format_lif_table", "run_memory_benchmark", "format_memory_table",
-           "run_delays_benchmark", "format_delays_table"]
+           "run_delays_benchmark", "format_delays_table", "run_stdp_benchmark", "format_stdp_table"]

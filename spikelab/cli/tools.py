@@ -9,7 +9,7 @@ from .common import EPILOG, add_run_dir_argument
 
 
 def add_commands(commands) -> None:
-    benchmark = commands.add_parser("bench", help="speed and memory benchmarks against snnTorch and SpikingJelly",
+    benchmark = commands.add_parser("bench", help="speed and memory benchmarks against snnTorch, SpikingJelly, DCLS",
                                     description="Interleaved side-by-side benchmark in one process; medians and ratios.")
     benchmark.add_argument("target", choices=sorted(BENCHMARKS),
                            help="; ".join(f"{name}: {what}" for name, (_, what) in sorted(BENCHMARKS.items())))
@@ -49,12 +49,22 @@ def bench_delays(args) -> int:
     return 0
 
 
+def bench_stdp(args) -> int:
+    from spikelab.bench import format_stdp_table, run_stdp_benchmark
+
+    result = run_stdp_benchmark(rounds=args.rounds, threads=args.threads)
+    print(json.dumps(result, indent=2) if args.json else format_stdp_table(result))
+    return 0
+
+
 #: ``spikelab bench TARGET``: the function that runs it and what it measures.
 BENCHMARKS = {
     "lif": (bench_lif, "700-256-256-20 LIF net, batch 32, T=100, forward+backward time vs snnTorch, SpikingJelly and "
                        "the matmul floor; then BPTT vs SLTT peak memory at T=100 and 500"),
     "delays": (bench_delays, "DelayedLinear vs the DCLS package's Dcls1d in the SHD setting (140->256 and 256->256, "
                              "25 taps), time and peak memory"),
+    "stdp": (bench_stdp, "the STDP update of a 700->256 LIF layer (batch 32, T=100) vs one forward pass of it and "
+                         "SpikingJelly's STDPLearner"),
 }
 
 

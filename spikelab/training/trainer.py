@@ -1,4 +1,4 @@
-"""Trainer: fit a spiking network by backprop through time (BPTT) or online through time (SLTT).
+"""Trainer: fit a spiking network by backprop through time (BPTT), online through time (SLTT), or local rules.
 
 =========  ================================================================================
 mode       what one batch does
@@ -9,6 +9,9 @@ mode       what one batch does
            loss at every step, detach every state before the next step (the membrane's
            temporal route is dropped, Meng et al. 2023); memory no longer grows with T
 ``sltt-k`` as ``sltt`` but backpropagate at only K random steps; the others run without graph
+``local``  forward over the whole sequence; the parameters no local rule governs learn by gradient
+           as in ``bptt`` (if there are any), then every attached rule (STDP, homeostasis...) updates
+           its layers from the spikes of that forward pass (:mod:`spikelab.training.local`)
 =========  ================================================================================
 
 SLTT needs a model with ``step(x_t, state) -> (y_t, state)``, as :class:`spikelab.Sequential` has.
@@ -37,9 +40,10 @@ from ..spec import spec_of
 from .activity import monitor_activity
 from .checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from .layer_calls import clamp_parameters, set_epoch
+from .local import LocalLearning, correctness_reward, run_local_batch
 from .losses import SequenceLoss, get_loss
 
-MODES = ("bptt", "sltt", "sltt-k")
+MODES = ("bptt", "sltt", "sltt-k", "local")
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
 SCHEDULERS = ("none", "cosine", "step", "onecycle")
 
@@ -74,7 +78,8 @@ class Trainer:
     Args:
         model: maps ``(T, B, ...)`` to an output sequence ``(T, B, classes)``.
         loss: a loss name from :mod:`spikelab.training.losses` or a ``SequenceLoss`` (default ``"mean_membrane"``).
-        mode: ``"bptt"`` (default), ``"sltt"`` or ``"sltt-k"``.
+        mode: ``"bptt"`` (default), ``"sltt"``, ``"sltt-k"`` or ``"local"`` (the model's local rules, plus gradient
+            descent on every parameter no rule governs, if any).
         sltt_k: steps backpropagated per batch in ``sltt-k`` mode (default 2 when that mode is chosen).
         optimizer: ``"adam"`` (default), ``"adamw"``, ``"sgd"`` (momentum 0.9), or a callable ``params -> Optimizer``.
         lr: learning rate (default 1e-3).
@@ -99,6 +104,8 @@ class Trainer:
             (default 0; ``bptt`` mode only). Evaluation reports the spike rate and synaptic operations
             per sample (:mod:`spikelab.training.activity`) either way.
         progress: show tqdm progress bars (default True).
+        reward: ``local`` mode, for rules that take a reward: ``reward(output (T, B, C), target (B,))`` giving
+            ``(B,)`` or ``(T, B)``; default +1 per correctly predicted sample, -1 per wrong one.
 
     Example:
         >>> trainer = sl.Trainer(net, loss="mean_membrane", mode="bptt", epochs=5, out_dir="runs/mine")
@@ -111,10 +118,10 @@ class Trainer:
                  scheduler="cosine", epochs: int = 10, batch_size: int = 64, device="cpu", seed: int = 0,
                  out_dir=None, model_name: str | None = None, config: dict | None = None,
                  grad_clip: float | None = None, sparsity: float = 0.0, param_groups: list[dict] | None = None,
-                 progress: bool = True):
+                 progress: bool = True, reward=None):
         if mode not in MODES:
             raise ConfigError(f"unknown training mode {mode!r}; choose one of {', '.join(MODES)}")
-        if mode != "bptt" and not hasattr(model, "step"):
+        if mode in ("sltt", "sltt-k") and not hasattr(model, "step"):
             raise ConfigError(f"mode {mode!r} runs the network step by step: the model needs a step() method "
                               "(build it with sl.Sequential), or use mode='bptt'")
         if sparsity and mode != "bptt":
@@ -126,6 +133,7 @@ class Trainer:
         self.device = resolve_device(device)
         self.model = model.to(self.device)
         self.loss = get_loss(loss)
+        self.local = LocalLearning(model, reward or correctness_reward(self.loss.predict)) if mode == "local" else None
         self.mode, self.sltt_k = mode, sltt_k
         self.epochs, self.batch_size, self.seed = epochs, batch_size, seed
         self.grad_clip, self.sparsity, self.progress = grad_clip, sparsity, progress
@@ -145,6 +153,10 @@ class Trainer:
     # -- construction -------------------------------------------------------------------------
     def _make_optimizer(self, optimizer, lr, weight_decay, param_groups):
         params = param_groups if param_groups is not None else [p for p in self.model.parameters() if p.requires_grad]
+        if self.local is not None and param_groups is None:
+            params = self.local.gradient_parameters(self.model)
+            if not params:   # every parameter learns by its local rule: no gradient step at all
+                return None
         if callable(optimizer):
             return optimizer(params)
         if optimizer not in OPTIMIZERS:
@@ -153,6 +165,8 @@ class Trainer:
         return OPTIMIZERS[optimizer](params, lr=lr, weight_decay=weight_decay, **extra)
 
     def _make_scheduler(self, scheduler):
+        if self.optimizer is None:
+            return None
         if callable(scheduler):
             return scheduler(self.optimizer)
         if scheduler == "cosine":
@@ -174,6 +188,8 @@ class Trainer:
 
         Returns ``(loss, output)``: the sequence loss as a float and the output sequence (detached).
         """
+        if self.mode == "local":
+            return run_local_batch(self.model, self.loss, x, target, learn_by_gradient=self.optimizer is not None)
         if self.mode == "bptt":
             with monitor_activity(self.model) as activity:
                 out = self.model(x)
@@ -200,13 +216,19 @@ class Trainer:
         return self.loss(out, target).item(), out
 
     def _train_batch(self, x, target):
-        self.optimizer.zero_grad(set_to_none=True)
+        if self.optimizer is not None:
+            self.optimizer.zero_grad(set_to_none=True)
         loss, out = self.accumulate_gradients(x, target)
         if not math.isfinite(loss):
+            if self.local is not None:
+                self.local.clear()
             raise TrainingError(f"training diverged: loss is {loss} at epoch {self.epoch + 1}; lower the learning rate")
-        if self.grad_clip is not None:
-            nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
-        self.optimizer.step()
+        if self.optimizer is not None:
+            if self.grad_clip is not None:
+                nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+            self.optimizer.step()
+        if self.local is not None:
+            self.local.update(out, target)
         clamp_parameters(self.model)
         return loss, self.loss.predict(out)
 
@@ -231,7 +253,8 @@ class Trainer:
         for epoch in range(self.epoch, self.epochs):
             started = time.perf_counter()
             train_metrics = self._train_epoch(train, epoch)
-            row = {"epoch": epoch + 1, **train_metrics, "lr": self.optimizer.param_groups[0]["lr"]}
+            row = {"epoch": epoch + 1, **train_metrics,
+                   "lr": None if self.optimizer is None else self.optimizer.param_groups[0]["lr"]}
             if val is not None:
                 evaluation = self.evaluate(val, desc="validate")
                 row.update({f"val_{key}": evaluation[key] for key in ("loss", "accuracy", "spike_rate", "synops")})
@@ -293,11 +316,12 @@ class Trainer:
             "model_name": self.model_name,
             "model_spec": model_spec,
             "model_state": self.model.state_dict(),
-            "optimizer_state": self.optimizer.state_dict(),
+            "optimizer_state": self.optimizer.state_dict() if self.optimizer is not None else None,
             "scheduler_state": self.scheduler.state_dict() if self.scheduler is not None else None,
             "rng_state": {**capture_rng_state(), "shuffle": self.shuffle_generator.get_state()},
             "config": self.config,
             "metrics": self.history,
+            "local_rules": self.local.state_dict() if self.local is not None else None,
         }
 
     def _save_epoch(self, is_best: bool):
@@ -318,7 +342,10 @@ class Trainer:
             raise ConfigError("resume needs the run folder: pass out_dir (CLI: --out) of the interrupted run")
         checkpoint = load_checkpoint(self.out_dir / "last.pt")
         self.model.load_state_dict(checkpoint["model_state"])
-        self.optimizer.load_state_dict(checkpoint["optimizer_state"])
+        if self.optimizer is not None:
+            self.optimizer.load_state_dict(checkpoint["optimizer_state"])
+        if self.local is not None:
+            self.local.load_state_dict(checkpoint.get("local_rules"))
         if self.scheduler is not None and checkpoint["scheduler_state"] is not None:
             self.scheduler.load_state_dict(checkpoint["scheduler_state"])
         restore_rng_state(checkpoint["rng_state"])
