@@ -33,8 +33,8 @@ import torch
 from torch import nn
 
 from spikelab.errors import ConfigError
-from .timing import (check_rounds, machine_state, package_version, median_ratio, summarize_times, time_interleaved,
-                     torch_threads, training_step, versions)
+from .timing import (check_rounds, goal_lines, goals_met, machine_state, package_version, median_ratio,
+                     summarize_times, time_interleaved, torch_threads, training_step, versions)
 
 BETA, THRESHOLD, ALPHA, INPUT_RATE, WEIGHT_GAIN = 0.9, 1.0, 2.0, 0.05, 3.0
 GOALS = {"snntorch/spikelab": (">=", 1.5), "spikingjelly/spikelab": (">=", 1.1), "spikelab/floor": ("<=", 1.3)}
@@ -218,7 +218,7 @@ def _run(rounds, warmup, threads, batch, steps, sizes, seed, reset) -> dict:
         "missing": missing,
         "loss_check": _loss_check(result_variants, reset),
         "ratios": _ratios(result_variants),
-        "goals": _goals(result_variants),
+        "goals": goals_met(_ratios(result_variants), GOALS),
         "notes": [
             "times are wall-clock ms per iteration (forward + loss + backward), interleaved in one process; "
             "load_average_1min (before, after) shows how busy the machine was",
@@ -241,14 +241,6 @@ def _ratios(variants: dict) -> dict:
     return {key: median_ratio(variants, *key.split("/")) for key in GOALS}
 
 
-def _goals(variants: dict) -> dict:
-    goals = {}
-    for key, (op, target) in GOALS.items():
-        ratio = median_ratio(variants, *key.split("/"))
-        goals[f"{key} {op} {target}"] = None if ratio is None else (ratio >= target if op == ">=" else ratio <= target)
-    return goals
-
-
 def format_lif_table(result: dict) -> str:
     """A plain-text table of :func:`run_lif_benchmark`'s result: medians, IQR, ratios, loss check, goals."""
     cfg = result["config"]
@@ -268,11 +260,6 @@ def format_lif_table(result: dict) -> str:
     check = result["loss_check"]
     lines.append(f"loss check ({', '.join(check['compared'])}): max |diff| {check['max_abs_diff']:.2e} -> "
                  f"{'agree' if check['agree'] else 'DIFFER'}")
-    for key, met in result["goals"].items():
-        ratio = result["ratios"][key.split()[0]]
-        lines.append(f"goal {key}: " + ("n/a (peer missing)" if ratio is None else
-                                         f"{ratio:.2f} {'met' if met else 'NOT met'}"))
-    lines += [f"note: {note}" for note in result["notes"]]
-    return "\n".join(lines)
+    return "\n".join(lines + goal_lines(result))
 
 

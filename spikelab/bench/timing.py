@@ -102,3 +102,23 @@ def median_ratio(variants: dict, a: str, b: str) -> float | None:
     if a in variants and b in variants:
         return variants[a]["median_ms"] / variants[b]["median_ms"]
     return None
+
+
+def goals_met(ratios: dict, goals: dict) -> dict:
+    """``{"<ratio> <op> <target>": met}`` for every ``goals[ratio] = (op, target)`` (``op`` ``">="`` or ``"<="``);
+    None where the ratio is missing (a peer was not installed)."""
+    met = {}
+    for key, (op, target) in goals.items():
+        ratio = ratios.get(key)
+        met[f"{key} {op} {target}"] = None if ratio is None else (ratio >= target if op == ">=" else ratio <= target)
+    return met
+
+
+def goal_lines(result: dict) -> list[str]:
+    """The ``goal ...`` and ``note: ...`` lines that end a benchmark's table."""
+    lines = []
+    for key, met in result["goals"].items():
+        ratio = result["ratios"][key.split()[0]]
+        lines.append(f"goal {key}: " + ("n/a (peer missing)" if ratio is None else
+                                         f"{ratio:.2f} {'met' if met else 'NOT met'}"))
+    return lines + [f"note: {note}" for note in result["notes"]]

@@ -10,7 +10,7 @@ from .training import _ints
 
 
 def add_commands(commands) -> None:
-    benchmark = commands.add_parser("bench", help="speed and memory benchmarks against snnTorch and SpikingJelly",
+    benchmark = commands.add_parser("bench", help="speed and memory benchmarks against snnTorch, SpikingJelly, DCLS",
                                     description="Interleaved side-by-side benchmark in one process; medians and ratios.")
     benchmark.add_argument("target", choices=sorted(BENCHMARKS),
                            help="; ".join(f"{name}: {what}" for name, (_, what) in sorted(BENCHMARKS.items())))
@@ -72,6 +72,14 @@ def bench_gpu(args) -> int:
     return 0
 
 
+def bench_stdp(args) -> int:
+    from spikelab.bench import format_stdp_table, run_stdp_benchmark
+
+    result = run_stdp_benchmark(rounds=args.rounds or 30, threads=args.threads)
+    print(json.dumps(result, indent=2) if args.json else format_stdp_table(result))
+    return 0
+
+
 #: ``spikelab bench TARGET``: the function that runs it and what it measures.
 BENCHMARKS = {
     "lif": (bench_lif, "700-256-256-20 LIF net, batch 32, T=100, forward+backward time vs snnTorch, SpikingJelly and "
@@ -80,6 +88,8 @@ BENCHMARKS = {
                              "25 taps), time and peak memory"),
     "gpu": (bench_gpu, "the Open Neuromorphic setting on a CUDA GPU, Linear(n, n) + LIF, n = 4096/8192/16384, T=500, "
                        "batch 16, fp32 and bf16, time and peak memory vs snnTorch and SpikingJelly; writes --out"),
+    "stdp": (bench_stdp, "the STDP update of a 700->256 LIF layer (batch 32, T=100) vs one forward pass of it and "
+                         "SpikingJelly's STDPLearner"),
 }
 
 

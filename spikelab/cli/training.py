@@ -124,7 +124,9 @@ def _add_train_parser(commands):
                         help="learning rate of the delays, their own parameter group (default 0.1, as published)")
     train = parser.add_argument_group("training")
     train.add_argument("--mode", choices=MODES, default="bptt",
-                       help="bptt (default); sltt: per-step backprop, memory constant in T; sltt-k: at K random steps")
+                       help="bptt (default); sltt: per-step backprop, memory constant in T; sltt-k: at K random steps; "
+                            "local: the model's local learning rules (STDP, homeostasis) plus gradient on the rest, "
+                            "for models that attach rules")
     train.add_argument("--sltt-k", type=int, default=2, help="steps backpropagated per batch in sltt-k mode (default 2)")
     train.add_argument("--loss", choices=sorted(LOSSES),
                        help="mean_membrane (default): CE on mean readout membrane; spike_count; summed_softmax "

@@ -1,4 +1,4 @@
-"""Trainer: fit a spiking network by backprop through time (BPTT) or online through time (SLTT).
+"""Trainer: fit a spiking network by backprop through time (BPTT), online through time (SLTT), or local rules.
 
 =========  ================================================================================
 mode       what one batch does
@@ -9,6 +9,9 @@ mode       what one batch does
            loss at every step, detach every state before the next step (the membrane's
            temporal route is dropped, Meng et al. 2023); memory no longer grows with T
 ``sltt-k`` as ``sltt`` but backpropagate at only K random steps; the others run without graph
+``local``  forward over the whole sequence; the parameters no local rule governs learn by gradient
+           as in ``bptt`` (if there are any), then every attached rule (STDP, homeostasis...) updates
+           its layers from the spikes of that forward pass (:mod:`spikelab.training.local`)
 =========  ================================================================================
 
 SLTT needs a model with ``step(x_t, state) -> (y_t, state)``, as :class:`spikelab.Sequential` has.
@@ -21,7 +24,7 @@ validation accuracy; validation comes from the training set, never the test set)
 
 Launched by ``torchrun`` (several processes), the trainer trains on all of them: each takes a share of every
 batch and the gradients are averaged, so W processes end with the weights of one process (see
-:mod:`spikelab.training.distributed`).
+:mod:`spikelab.training.distributed`; gradient modes only).
 """
 from __future__ import annotations
 
@@ -43,9 +46,10 @@ from .activity import monitor_activity
 from .checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from .distributed import GlobalBatchSampler, join_process_group, launched_by_torchrun
 from .layer_calls import clamp_parameters, set_epoch
+from .local import LocalLearning, correctness_reward, run_local_batch
 from .losses import SequenceLoss, get_loss
 
-MODES = ("bptt", "sltt", "sltt-k")
+MODES = ("bptt", "sltt", "sltt-k", "local")
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
 SCHEDULERS = ("none", "cosine", "step", "onecycle")
 #: autocast dtypes: the matrix products in low precision, the LIF membrane still integrated in float32
@@ -82,7 +86,8 @@ class Trainer:
     Args:
         model: maps ``(T, B, ...)`` to an output sequence ``(T, B, classes)``.
         loss: a loss name from :mod:`spikelab.training.losses` or a ``SequenceLoss`` (default ``"mean_membrane"``).
-        mode: ``"bptt"`` (default), ``"sltt"`` or ``"sltt-k"``.
+        mode: ``"bptt"`` (default), ``"sltt"``, ``"sltt-k"`` or ``"local"`` (the model's local rules, plus gradient
+            descent on every parameter no rule governs, if any).
         sltt_k: steps backpropagated per batch in ``sltt-k`` mode (default 2 when that mode is chosen).
         optimizer: ``"adam"`` (default), ``"adamw"``, ``"sgd"`` (momentum 0.9), or a callable ``params -> Optimizer``.
         lr: learning rate (default 1e-3).
@@ -112,6 +117,8 @@ class Trainer:
         progress: show tqdm progress bars (default True; rank 0 only under torchrun).
         distributed: train on the processes torchrun started (default None: when launched by torchrun;
             False: this process alone). See :mod:`spikelab.training.distributed`.
+        reward: ``local`` mode, for rules that take a reward: ``reward(output (T, B, C), target (B,))`` giving
+            ``(B,)`` or ``(T, B)``; default +1 per correctly predicted sample, -1 per wrong one.
 
     Example:
         >>> trainer = sl.Trainer(net, loss="mean_membrane", mode="bptt", epochs=5, out_dir="runs/mine")
@@ -124,10 +131,10 @@ class Trainer:
                  scheduler="cosine", epochs: int = 10, batch_size: int = 64, device="cpu", seed: int = 0,
                  out_dir=None, model_name: str | None = None, config: dict | None = None,
                  grad_clip: float | None = None, sparsity: float = 0.0, param_groups: list[dict] | None = None,
-                 progress: bool = True, distributed: bool | None = None, precision: str = "fp32"):
+                 progress: bool = True, reward=None, distributed: bool | None = None, precision: str = "fp32"):
         if mode not in MODES:
             raise ConfigError(f"unknown training mode {mode!r}; choose one of {', '.join(MODES)}")
-        if mode != "bptt" and not hasattr(model, "step"):
+        if mode in ("sltt", "sltt-k") and not hasattr(model, "step"):
             raise ConfigError(f"mode {mode!r} runs the network step by step: the model needs a step() method "
                               "(build it with sl.Sequential), or use mode='bptt'")
         if sparsity and mode != "bptt":
@@ -140,12 +147,15 @@ class Trainer:
                 raise ConfigError(f"sltt_k must be at least 1, got {sltt_k}")
         if distributed and not launched_by_torchrun():
             raise ConfigError("distributed=True needs processes started by torchrun (torchrun --nproc-per-node N ...)")
+        if mode == "local" and distributed is not False and launched_by_torchrun():
+            raise ConfigError("local rules learn on one process: run mode 'local' without torchrun")
         self.group = join_process_group(device) if distributed is not False else None
         self.device = self.group.device if self.group else resolve_device(device)
         self.model = model.to(self.device)
         # the module training forwards run through: DistributedDataParallel (bptt) under torchrun
         self.replica = self.group.replicate(self.model, mode) if self.group else self.model
         self.loss = get_loss(loss)
+        self.local = LocalLearning(model, reward or correctness_reward(self.loss.predict)) if mode == "local" else None
         self.mode, self.sltt_k = mode, sltt_k
         self.epochs, self.batch_size, self.seed = epochs, batch_size, seed
         self.grad_clip, self.sparsity, self.progress = grad_clip, sparsity, progress and self.is_main
@@ -172,6 +182,10 @@ class Trainer:
     # -- construction -------------------------------------------------------------------------
     def _make_optimizer(self, optimizer, lr, weight_decay, param_groups):
         params = param_groups if param_groups is not None else [p for p in self.model.parameters() if p.requires_grad]
+        if self.local is not None and param_groups is None:
+            params = self.local.gradient_parameters(self.model)
+            if not params:   # every parameter learns by its local rule: no gradient step at all
+                return None
         if callable(optimizer):
             return optimizer(params)
         if optimizer not in OPTIMIZERS:
@@ -180,6 +194,8 @@ class Trainer:
         return OPTIMIZERS[optimizer](params, lr=lr, weight_decay=weight_decay, **extra)
 
     def _make_scheduler(self, scheduler):
+        if self.optimizer is None:
+            return None
         if callable(scheduler):
             return scheduler(self.optimizer)
         if scheduler == "cosine":
@@ -202,6 +218,8 @@ class Trainer:
         ``weight`` multiplies the loss before the backward pass (a process's share of a global batch).
         Returns ``(loss, output)``: the sequence loss as a float and the output sequence (detached).
         """
+        if self.mode == "local":
+            return run_local_batch(self.model, self.loss, x, target, learn_by_gradient=self.optimizer is not None)
         if self.mode == "bptt":
             with monitor_activity(self.model) as activity, self._autocast():
                 out = self.replica(x)
@@ -239,7 +257,8 @@ class Trainer:
     def _train_batch(self, x, target, share=None):
         """One optimiser step; ``share`` is this process's part of the global batch under torchrun. Returns the
         batch's ``[summed loss, correct predictions, samples]``, over all processes."""
-        self.optimizer.zero_grad(set_to_none=True)
+        if self.optimizer is not None:
+            self.optimizer.zero_grad(set_to_none=True)
         if share is None:
             loss, out = self.accumulate_gradients(x, target)
             count = len(target)
@@ -254,17 +273,22 @@ class Trainer:
             if self.replica is self.model:  # the step-by-step modes: no DDP
                 self.group.average_gradients(self.model)
         if not math.isfinite(totals[0]):
+            if self.local is not None:
+                self.local.clear()
             raise TrainingError(f"training diverged: loss is {totals[0]} at epoch {self.epoch + 1}; "
                                 "lower the learning rate")
-        if self.scaler is not None:
-            self.scaler.unscale_(self.optimizer)
-        if self.grad_clip is not None:
-            nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
-        if self.scaler is None:
-            self.optimizer.step()
-        else:  # skips the step when a scaled gradient overflowed, and adapts the scale
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
+        if self.optimizer is not None:
+            if self.scaler is not None:
+                self.scaler.unscale_(self.optimizer)
+            if self.grad_clip is not None:
+                nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+            if self.scaler is None:
+                self.optimizer.step()
+            else:  # skips the step when a scaled gradient overflowed, and adapts the scale
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+        if self.local is not None:
+            self.local.update(out, target)
         clamp_parameters(self.model)
         return totals
 
@@ -295,7 +319,8 @@ class Trainer:
         for epoch in range(self.epoch, self.epochs):
             started = time.perf_counter()
             train_metrics = self._train_epoch(train, epoch)
-            row = {"epoch": epoch + 1, **train_metrics, "lr": self.optimizer.param_groups[0]["lr"]}
+            row = {"epoch": epoch + 1, **train_metrics,
+                   "lr": None if self.optimizer is None else self.optimizer.param_groups[0]["lr"]}
             if val is not None and self.is_main:
                 evaluation = self.evaluate(val, desc="validate")
                 row.update({f"val_{key}": evaluation[key] for key in ("loss", "accuracy", "spike_rate", "synops")})
@@ -365,13 +390,14 @@ class Trainer:
             "model_name": self.model_name,
             "model_spec": model_spec,
             "model_state": self.model.state_dict(),
-            "optimizer_state": self.optimizer.state_dict(),
+            "optimizer_state": self.optimizer.state_dict() if self.optimizer is not None else None,
             "scheduler_state": self.scheduler.state_dict() if self.scheduler is not None else None,
             "scaler_state": self.scaler.state_dict() if self.scaler is not None else None,
             "rng_state": {**capture_rng_state(), "shuffle": self.shuffle_generator.get_state(),
                           **self._device_rng_state()},
             "config": self.config,
             "metrics": self.history,
+            "local_rules": self.local.state_dict() if self.local is not None else None,
         }
 
     def _save_epoch(self, is_best: bool):
@@ -397,7 +423,10 @@ class Trainer:
             raise ConfigError("resume needs the run folder: pass out_dir (CLI: --out) of the interrupted run")
         checkpoint = load_checkpoint(self.out_dir / "last.pt")
         self.model.load_state_dict(checkpoint["model_state"])
-        self.optimizer.load_state_dict(checkpoint["optimizer_state"])
+        if self.optimizer is not None:
+            self.optimizer.load_state_dict(checkpoint["optimizer_state"])
+        if self.local is not None:
+            self.local.load_state_dict(checkpoint.get("local_rules"))
         if self.scheduler is not None and checkpoint["scheduler_state"] is not None:
             self.scheduler.load_state_dict(checkpoint["scheduler_state"])
         if self.scaler is not None and checkpoint.get("scaler_state") is not None:
