@@ -16,6 +16,7 @@ import sys
 
 import pytest
 import torch
+from parts import need
 
 from spikelab.errors import ConfigError
 from spikelab.functional.lif import LIFParameters, LIFState, lif_sequence, select_backend
@@ -65,7 +66,7 @@ def _worker(out: str) -> None:
 
 @pytest.fixture(scope="module")
 def triton_results(tmp_path_factory):
-    pytest.importorskip("triton")
+    need("triton")
     out = tmp_path_factory.mktemp("triton") / "results.pt"
     env = {**os.environ, "TRITON_INTERPRET": "1"}
     subprocess.run([sys.executable, __file__, str(out)], env=env, check=True)

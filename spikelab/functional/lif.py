@@ -88,6 +88,7 @@ from torch.autograd.function import once_differentiable
 
 from spikelab.errors import ConfigError
 from spikelab.functional.surrogate import resolve_slope, spike, surrogate_grad, surrogate_name
+from spikelab.optional import require
 
 RESETS = ("zero", "subtract", "none")
 REFRACTORY_STEPS = (0, 1)
@@ -416,9 +417,9 @@ def select_backend(x: Tensor, backend: str = "auto") -> str:
     if backend == "numba" and not _numba_ok(x):
         raise ConfigError(f"the numba backend runs CPU tensors only, got {x.device}; use backend='auto' or 'torch'")
     if backend == "triton" and not _triton_ok(x):
+        require("triton", "the LIF scan's triton backend")
         raise ConfigError(f"the triton backend runs float32/float16/bfloat16 CUDA tensors (or CPU tensors under "
-                          f"TRITON_INTERPRET=1) and needs `pip install triton`; got {x.device} {x.dtype}. "
-                          "Use backend='auto' or 'torch'")
+                          f"TRITON_INTERPRET=1), got {x.device} {x.dtype}; use backend='auto' or 'torch'")
     return backend
 
 
@@ -447,19 +448,21 @@ def lif_sequence(x: Tensor, p: LIFParameters, state: LIFState | None = None, *,
         raise ConfigError("x must be a floating-point tensor shaped (T, B, ...features)")
     backend = select_backend(x, backend)
     shape, dtype = x.shape[1:], compute_dtype(x.dtype)
-    beta = _broadcast("beta", p.beta, shape, dtype, x.device) if isinstance(p.beta, Tensor) else p.beta
+    beta = _broadcast("beta", p.beta, shape, x, dtype) if isinstance(p.beta, Tensor) else p.beta
     v0 = s0 = None
     if state is not None:
-        v0 = _broadcast("state.v", state.v, shape, dtype, x.device)
-        s0 = _broadcast("state.s", state.s, shape, dtype, x.device)
+        v0 = _broadcast("state.v", state.v, shape, x, dtype)
+        s0 = _broadcast("state.s", state.s, shape, x, dtype)
     # a tensor beta travels as an argument so autograd sees it; the config carries no tensor
     return _LIFScan.apply(x, beta, v0, s0, p._replace(beta=None), backend)
 
 
-def _broadcast(name: str, value, shape: torch.Size, dtype: torch.dtype, device: torch.device) -> Tensor:
-    """``value`` as a tensor of one step's shape (an expanded view: its gradient is reduced by autograd)."""
-    t = value.to(dtype=dtype, device=device) if isinstance(value, Tensor) else torch.tensor(value, dtype=dtype,
-                                                                                             device=device)
+def _broadcast(name: str, value, shape: torch.Size, x: Tensor, dtype: torch.dtype | None = None) -> Tensor:
+    """``value`` as a tensor of one step's shape on ``x``'s device, in ``dtype`` (default ``x``'s) (an expanded view:
+    its gradient is reduced by autograd)."""
+    dtype = x.dtype if dtype is None else dtype
+    t = value.to(dtype=dtype, device=x.device) if isinstance(value, Tensor) else torch.as_tensor(
+        value, dtype=dtype, device=x.device)
     try:
         return t.expand(shape)
     except RuntimeError:
