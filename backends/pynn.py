@@ -6,14 +6,16 @@ the virtual board). Each LIF population becomes ``IF_curr_delta`` cells (``refer
 =================  ===================================  ================================================================
 PyNN parameter     value                                why
 =================  ===================================  ================================================================
-``tau_m``          ``-dt / ln(beta)`` ms                ``exp(-dt / tau_m) = beta`` exactly (NEST and SpiNNaker both
-                                                        integrate exactly; not the Euler ``dt / (1 - beta)``)
+``tau_m``          ``-dt / ln(beta)`` ms                ``exp(-dt / tau_m) = beta`` (NEST and SpiNNaker both integrate
+                                                        exactly; not the Euler ``dt / (1 - beta)``), to the last bit
+                                                        where a float64 ``tau_m`` allows: :func:`membrane_time_constant`
 ``cm``             ``(1 - beta) tau_m / dt`` nF         sPyNNaker's delta synapse then adds ``w`` to V, as NEST does
 ``v_rest``         0 mV                                 spikelab membranes rest at 0
 ``v_reset``        0 mV                                 zero reset
 ``v_thresh``       ``threshold`` mV                     fires on ``v >= threshold`` like spikelab
 ``tau_refrac``     ``refractory_steps * dt`` ms         0: the next step integrates its input; ``dt``: it drops it
 ``i_offset``       ``bias / dt`` nA                     ``= bias cm / (tau_m (1 - beta))``: adds ``bias`` each step
+                                                        (:func:`run_nest` sends it as a synaptic input instead)
 =================  ===================================  ================================================================
 
 The readout (a leaky integrator) is the same cell with a threshold it never reaches (:data:`READOUT_THRESHOLD`);
@@ -24,11 +26,28 @@ mis-maps unsorted lists). Delays are ``network.simulator_delays(p) * dt``: ``(d 
 population ``p`` runs ``p.latency`` steps behind the torch model, plus :data:`INPUT_OFFSET` steps of input.
 
 :func:`run_nest` runs a batch of samples on NEST (``spike_precision="on_grid"``, float64) one after another and
-returns the outputs aligned with the torch model's time steps.
+returns the outputs aligned with the torch model's time steps. NEST's ``iaf_psc_delta`` updates
+``V = P30 (I_e + I) + P33 V + (sum of the weights arriving)``, spikelab ``v = beta v + (W s + bias)``; run_nest
+makes them the same float64 operations, so NEST's membranes equal the torch model's bit for bit (not only to
+rounding) and a membrane that lands on the threshold fires on both:
+
+* ``P33 = exp(-h / tau_m)`` is ``beta`` (:func:`membrane_time_constant`), except for betas below 0.5 that no
+  float64 ``tau_m`` reaches (an ulp apart);
+* the bias does not go through ``i_offset``: ``P30 I_e`` is ``bias`` only to an ulp or two, and NEST adds it
+  before the leak term. An always-on spike source delivers ``bias`` as a synaptic weight each step instead, into
+  the ring buffer that sums the arriving weights, as ``W s + bias`` is one sum in torch. The two sums are equal
+  when no addition rounds, the case of float32-trained weights: they have 24 significant bits, so a float64 sum
+  is exact unless it grows about 2^29 times larger than its smallest term.
+
+What can still differ at the last bit (batch norm folded into weights, float64 weights, which PyNN's
+``* 1000 * 0.001`` unit round trip moves by an ulp for one in seven, an unreachable ``beta``) can only split a
+membrane within rounding of the threshold: :func:`spikelab.export.compare_on_nest` reports such a spike as a tie,
+with its distance to the threshold.
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -38,7 +57,7 @@ import numpy as np
 from spikelab.errors import ExportError
 from spikelab.functional.lif import time_constant
 from spikelab.optional import require
-from spikelab.graph import Network, Population
+from spikelab.graph import Network, Population, Projection
 
 #: Input spike of step k is emitted at (k + INPUT_OFFSET) * dt: pyNN.nest moves source spikes earlier by one
 #: min_delay and NEST refuses a spike at time 0.
@@ -56,12 +75,33 @@ def cell_parameters(population: Population, dt: float) -> dict[str, np.ndarray]:
         raise ExportError(f"population {population.name} ({population.source}): beta must be in (0, 1) for a PyNN "
                           f"membrane time constant, got values in [{beta.min():g}, {beta.max():g}]; retrain with "
                           "beta > 0 (e.g. 1e-3): beta = 0 (no memory) has no tau_m")
-    tau_m = time_constant(beta, dt)
+    tau_m = membrane_time_constant(beta, dt)
     threshold = np.where(np.isinf(population.threshold), READOUT_THRESHOLD, population.threshold)
     return {"tau_m": tau_m, "cm": (1.0 - beta) * tau_m / dt, "v_rest": np.zeros_like(beta),
             "v_reset": np.zeros_like(beta), "v_thresh": threshold.astype(np.float64),
             "tau_refrac": np.full_like(beta, population.refractory_steps * dt),
             "i_offset": np.asarray(population.bias, dtype=np.float64) / dt}
+
+
+def membrane_time_constant(beta: np.ndarray, dt: float) -> np.ndarray:
+    """``tau_m = -dt / ln(beta)`` (ms, :func:`spikelab.functional.lif.time_constant`), moved by one ulp where that
+    makes ``exp(-dt / tau_m)``, the leak NEST computes (C's ``exp``, as Python's :func:`math.exp`), equal ``beta``
+    to the last bit.
+
+    ``-dt / ln(beta)`` rounds twice. Measured on 20,000 float32 betas per range: its ``exp(-dt / tau_m)``
+    misses ``beta`` for 8 in ``[0.5, 0.9)`` and none in ``[0.9, 0.999)``, and a neighbouring float hits it every
+    time; below 0.5 it misses 24-70 % of them, and no float64 ``tau_m`` reaches most of those (``exp`` steps
+    over them), so ``-dt / ln(beta)`` is kept: an ulp of the small ``beta v`` there rarely survives the addition.
+    """
+    tau_m = time_constant(beta, dt)
+    for value in np.unique(beta):
+        at = beta == value
+        nominal = float(tau_m[at][0])
+        for candidate in (nominal, math.nextafter(nominal, math.inf), math.nextafter(nominal, 0.0)):
+            if math.exp(-dt / candidate) == value:
+                tau_m[at] = candidate
+                break
+    return tau_m
 
 
 def _uniform(values: np.ndarray):
@@ -72,7 +112,10 @@ def _uniform(values: np.ndarray):
 def connection_lists(network: Network, projection) -> dict[str, np.ndarray]:
     """``{"excitatory": array, "inhibitory": array}`` of rows ``(pre, post, weight, delay ms)``, sorted by
     ``(pre, post)``; a receptor with no synapse is left out."""
-    delays = network.simulator_delays(projection) * network.dt
+    return _rows(projection, network.simulator_delays(projection) * network.dt)
+
+
+def _rows(projection: Projection, delays: np.ndarray) -> dict[str, np.ndarray]:
     lists = {}
     for receptor, sel in projection.receptor_masks().items():
         if sel.any():
@@ -174,19 +217,17 @@ def run_nest(network: Network, spikes, progress=None) -> dict[str, np.ndarray]:
     flush = (last_latency * max_delay + INPUT_OFFSET + FLUSH_STEPS) * dt
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        sim.setup(timestep=dt, min_delay=dt, max_delay=max(max_delay, 1) * dt, spike_precision="on_grid",
+        sim.setup(timestep=dt, min_delay=dt, max_delay=max(max_delay, last_latency) * dt, spike_precision="on_grid",
                   t_flush=flush)
         built = build(network, sim)
-        for population in network.populations[1:]:
-            if np.any(population.bias):
-                built.populations[population.name].set(i_offset=0.0)
+        _bias_as_input(sim, network, built, steps)
         outputs = {p.name: np.zeros((steps, batch, p.size)) for p in network.populations[1:]}
         duration = (steps + INPUT_OFFSET + last_latency) * dt
         for b in range(batch):
             if b:
                 sim.reset()
             built.populations[network.input.name].set(spike_times=spike_times(spikes[:, b], dt, network.input.size))
-            _run_with_bias(sim, network, built, duration)
+            sim.run_until(duration)
             for population in network.populations[1:]:
                 _collect(built.populations[population.name], population, outputs[population.name][:, b], dt)
             if progress is not None:
@@ -195,22 +236,24 @@ def run_nest(network: Network, spikes, progress=None) -> dict[str, np.ndarray]:
     return outputs
 
 
-def _run_with_bias(sim, network: Network, built: Built, duration: float) -> None:
-    """Run one sample; a population's bias is switched on when its own step 0 begins.
-
-    Measured on NEST (``tests/test_pynn.py`` checks it): the update of a population of latency ``L`` that
-    PyNN records as its torch step 0 begins at ``L * dt``, whatever the input offset.
-    """
-    dt = network.dt
+def _bias_as_input(sim, network: Network, built: Built, steps: int) -> None:
+    """Deliver each population's bias as a synaptic weight instead of ``i_offset`` (the module docstring says
+    why): one source spikes at every input step, and its synapse onto a population of latency ``L`` has a delay
+    of ``L`` steps, so it arrives at that population's steps ``0 .. steps - 1``, as the bias does in torch."""
     biased = [p for p in network.populations[1:] if np.any(p.bias)]
-    for latency in sorted({p.latency for p in biased}):
-        sim.run_until(latency * dt)
-        for population in network.populations[1:]:
-            if population.latency == latency and np.any(population.bias):
-                built.populations[population.name].set(i_offset=_uniform(population.bias / dt))
-    sim.run_until(duration)
-    for population in biased:   # no bias while the reset flushes the network, so it falls silent
-        built.populations[population.name].set(i_offset=0.0)
+    if not biased:
+        return
+    source = sim.Population(1, sim.SpikeSourceArray(spike_times=spike_times(np.ones((steps, 1)), network.dt, 1)),
+                            label="bias")
+    for population in biased:
+        cells = built.populations[population.name]
+        cells.set(i_offset=0.0)
+        neurons = np.flatnonzero(population.bias)
+        synapses = Projection("bias", population.name, np.zeros_like(neurons), neurons, population.bias[neurons],
+                              np.full(len(neurons), population.latency))
+        for receptor, rows in _rows(synapses, synapses.delay * network.dt).items():
+            sim.Projection(source, cells, sim.FromListConnector(rows, column_names=["weight", "delay"]),
+                           receptor_type=receptor)
 
 
 def _collect(cells, population: Population, out: np.ndarray, dt: float) -> None:

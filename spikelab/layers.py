@@ -21,7 +21,9 @@ layer              what it does over time
 """
 from __future__ import annotations
 
+import contextlib
 import math
+from contextvars import ContextVar
 
 import torch
 from torch import Tensor, nn
@@ -48,6 +50,10 @@ class Linear(nn.Linear):
 
     Shapes: input ``(T, B, in_features)``, output ``(T, B, out_features)``; ``step`` takes ``(B, in_features)``.
 
+    While ``sample_weight`` holds a tensor ``(B, out_features, in_features)``, sample ``b`` runs with its own
+    matrix, ``y[t, b] = sample_weight[b] x[t, b] + b``: independent networks in one batch, as a local rule with
+    per-sample weights keeps them (:class:`spikelab.STDP` with ``batch="independent"``). It is None by default.
+
     Args:
         in_features: input size.
         out_features: output size.
@@ -56,6 +62,21 @@ class Linear(nn.Linear):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True):
         super().__init__(in_features, out_features, bias=bias)
+        self.sample_weight: Tensor | None = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.sample_weight is None:
+            return super().forward(x)
+        weight = self.sample_weight
+        batch_axis = x.dim() - 2             # (B, in) or (T, B, in)
+        if x.dim() not in (2, 3) or x.shape[batch_axis] != weight.shape[0]:
+            raise ConfigError(f"this Linear holds {weight.shape[0]} per-sample weight matrices but got input "
+                              f"{tuple(x.shape)}; give batches of exactly {weight.shape[0]} samples, or drop the "
+                              "per-sample weights (the rule's reset_samples())")
+        sequences = x.unsqueeze(1) if x.dim() == 2 else x.transpose(0, 1)         # (B, T, in)
+        y = torch.bmm(sequences, weight.transpose(1, 2))                           # (B, T, out)
+        y = y[:, 0] if x.dim() == 2 else y.transpose(0, 1)
+        return y if self.bias is None else y + self.bias
 
     def step(self, x_t: Tensor, state=None):
         return self(x_t), state
@@ -109,6 +130,21 @@ class BatchNorm2d(_EveryStep, nn.BatchNorm2d):
         super().__init__(num_features, eps=eps, momentum=momentum)
 
 
+_SHARD: ContextVar[tuple[int, int] | None] = ContextVar("sharded_batch", default=None)
+
+
+@contextlib.contextmanager
+def sharded_batch(offset: int, total: int):
+    """Within this block the batch is rows ``offset...`` of a global batch of ``total`` samples split over processes
+    (:mod:`spikelab.training.distributed`): random masks are drawn for the whole global batch and cut to these
+    rows, so every sample gets the mask it would get in one process."""
+    token = _SHARD.set((offset, total))
+    try:
+        yield
+    finally:
+        _SHARD.reset(token)
+
+
 @configurable
 class Dropout(nn.Module):
     """Dropout with one mask per sequence: a dropped unit stays silent for all T steps.
@@ -128,7 +164,14 @@ class Dropout(nn.Module):
         self.p = p
 
     def _mask(self, like: Tensor) -> Tensor:
-        return torch.empty_like(like).bernoulli_(1.0 - self.p) / (1.0 - self.p)
+        """A scaled Bernoulli mask shaped like one step ``(B, ...)``; rows of the global batch's mask inside
+        :func:`sharded_batch`."""
+        shard = _SHARD.get()
+        if shard is None:
+            return torch.empty_like(like).bernoulli_(1.0 - self.p) / (1.0 - self.p)
+        offset, total = shard
+        full = like.new_empty((total, *like.shape[1:])).bernoulli_(1.0 - self.p) / (1.0 - self.p)
+        return full[offset:offset + like.shape[0]]
 
     def forward(self, x: Tensor) -> Tensor:
         if not self.training or self.p == 0.0:

@@ -201,3 +201,21 @@ def test_onecycle_schedule_matches_torch_and_leaves_delay_positions_on_cosine():
         trainer.optimizer.step()
         trainer.scheduler.step()
     assert one_cycle_factor(0, 1) == 1.0          # a one-epoch run trains at its base rate
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_autocast_precision_feeds_low_precision_to_the_scan_and_learns(precision, tmp_path):
+    """Under autocast the LIF layers receive low-precision currents (and integrate them in float32); the network
+    still learns the rate-coded task, and fp16's loss scale travels in the checkpoint."""
+    net = small_net()
+    dtypes = []
+    net[1].register_forward_hook(lambda module, args, out: dtypes.append((args[0].dtype, out.dtype)))
+    trainer = Trainer(net, lr=5e-3, epochs=4, batch_size=32, precision=precision, out_dir=tmp_path, progress=False)
+    history = trainer.fit(rate_coded_task())
+    low = {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    assert set(dtypes) == {(low, low)}
+    assert history[-1]["train_accuracy"] > 0.8 and history[-1]["train_loss"] < history[0]["train_loss"]
+    scaler_state = load_checkpoint(tmp_path / "last.pt")["scaler_state"]
+    assert (scaler_state is not None) == (precision == "fp16")
+    with pytest.raises(ConfigError, match="precision"):
+        Trainer(small_net(), precision="fp8")

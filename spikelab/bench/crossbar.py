@@ -36,7 +36,8 @@ import torch
 
 from spikelab.layers import Linear
 from .lif import INPUT_RATE
-from .timing import check_rounds, machine_state, package_version, summarize_times, time_interleaved, torch_threads, versions
+from .timing import (check_rounds, goals_met, machine_state, package_version, summarize_times, time_interleaved,
+                     torch_threads, versions)
 
 CROSSBAR_GOALS = {"noise+adc/plain": ("<=", 1.5), "read-noise/plain": ("<=", 2.5),
                   "noise+adc-steps/plain-steps": ("<=", 1.5)}
@@ -121,8 +122,7 @@ def run_crossbar_benchmark(rounds: int = 30, warmup: int = 3, threads: int = 2, 
         if name != base:
             ratios[f"{name}/{base}"] = v["median_ms"] / variants[base]["median_ms"]
             cpu_ratios[f"{name}/{base}"] = v["cpu_median_ms"] / variants[base]["cpu_median_ms"]
-    goals = {f"{key} {op} {limit}": cpu_ratios[key] <= limit for key, (op, limit) in CROSSBAR_GOALS.items()
-             if key in cpu_ratios}
+    goals = goals_met(cpu_ratios, CROSSBAR_GOALS)
     return {"config": {"in_features": in_features, "out_features": out_features, "batch": batch, "steps": steps,
                        "input_rate": INPUT_RATE, "rounds": rounds, "warmup": warmup, "threads": threads},
             "variants": variants, "ratios": ratios, "cpu_ratios": cpu_ratios, "goals": goals, "missing": missing,

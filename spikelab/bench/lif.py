@@ -33,21 +33,21 @@ import torch
 from torch import nn
 
 from spikelab.errors import ConfigError
-from .timing import (check_rounds, machine_state, package_version, median_ratio, summarize_times, time_interleaved,
-                     torch_threads, training_step, versions)
+from .timing import (check_rounds, goal_lines, goals_met, machine_state, package_version, median_ratio,
+                     summarize_times, time_interleaved, torch_threads, training_step, versions)
 
 BETA, THRESHOLD, ALPHA, INPUT_RATE, WEIGHT_GAIN = 0.9, 1.0, 2.0, 0.05, 3.0
 GOALS = {"snntorch/spikelab": (">=", 1.5), "spikingjelly/spikelab": (">=", 1.1), "spikelab/floor": ("<=", 1.3)}
 
 
-def _linears(sizes, seed: int) -> list[nn.Linear]:
+def _linears(sizes, seed: int, gain: float = WEIGHT_GAIN) -> list[nn.Linear]:
     with torch.random.fork_rng():  # seeded weights without touching the caller's random state
         torch.manual_seed(seed)
         layers = [nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:])]
     with torch.no_grad():
         for layer in layers:
-            layer.weight.mul_(WEIGHT_GAIN)
-            layer.bias.mul_(WEIGHT_GAIN)
+            layer.weight.mul_(gain)
+            layer.bias.mul_(gain)
     return layers
 
 
@@ -135,6 +135,26 @@ def _floor(layers, reset):
 PEERS = {"snntorch": ("snntorch", _snntorch), "spikingjelly": ("spikingjelly", _spikingjelly)}
 
 
+def build_variants(layers: list[nn.Linear], reset: str, device="cpu") -> tuple[dict, dict]:
+    """``({name: (net, forward)}, {peer: why it is missing})`` for spikelab, every installed peer and the floor,
+    each a copy of ``layers`` on ``device``."""
+    builders, missing = {"spikelab": _spikelab}, {}
+    for name, (package, builder) in PEERS.items():
+        if package_version(package) is None:
+            missing[name] = f"{package} is not installed (pip install --no-deps {package})"
+        else:
+            builders[name] = builder
+    builders["floor"] = _floor
+    variants = {}
+    for name, build in builders.items():
+        try:
+            net, forward = build(layers, reset)
+            variants[name] = (net.to(device), forward)
+        except Exception as error:  # a peer that imports but fails to build is reported, not fatal
+            missing[name] = f"{type(error).__name__}: {error}"
+    return variants, missing
+
+
 def run_lif_benchmark(rounds: int = 30, warmup: int = 3, threads: int = 2, batch: int = 32, steps: int = 100,
                       sizes: tuple[int, ...] = (700, 256, 256, 20), seed: int = 0, reset: str = "zero") -> dict:
     """Time forward + backward of the LIF network for every available variant (see the module docstring).
@@ -172,23 +192,7 @@ def _run(rounds, warmup, threads, batch, steps, sizes, seed, reset) -> dict:
     generator = torch.Generator().manual_seed(seed)
     x = (torch.rand(steps, batch, sizes[0], generator=generator) < INPUT_RATE).float()
     target = torch.randint(0, sizes[-1], (batch,), generator=generator)
-    builders, missing = {"spikelab": _spikelab}, {}
-    for name, (package, builder) in PEERS.items():
-        if package_version(package) is None:
-            missing[name] = f"{package} is not installed (pip install --no-deps {package})"
-        else:
-            builders[name] = builder
-    builders["floor"] = _floor
-
-    variants = {}
-    for name, build in builders.items():
-        try:
-            net, forward = build(layers, reset)
-        except Exception as error:  # a peer that imports but fails to build is reported, not fatal
-            missing[name] = f"{type(error).__name__}: {error}"
-            continue
-        variants[name] = (net, forward)
-
+    variants, missing = build_variants(layers, reset)
     load_before = os.getloadavg()[0]
     info = {}
     for name, (net, forward) in variants.items():  # one checked pass each: loss, rates, gradient (untimed)
@@ -214,7 +218,7 @@ def _run(rounds, warmup, threads, batch, steps, sizes, seed, reset) -> dict:
         "missing": missing,
         "loss_check": _loss_check(result_variants, reset),
         "ratios": _ratios(result_variants),
-        "goals": _goals(result_variants),
+        "goals": goals_met(_ratios(result_variants), GOALS),
         "notes": [
             "times are wall-clock ms per iteration (forward + loss + backward), interleaved in one process; "
             "load_average_1min (before, after) shows how busy the machine was",
@@ -237,14 +241,6 @@ def _ratios(variants: dict) -> dict:
     return {key: median_ratio(variants, *key.split("/")) for key in GOALS}
 
 
-def _goals(variants: dict) -> dict:
-    goals = {}
-    for key, (op, target) in GOALS.items():
-        ratio = median_ratio(variants, *key.split("/"))
-        goals[f"{key} {op} {target}"] = None if ratio is None else (ratio >= target if op == ">=" else ratio <= target)
-    return goals
-
-
 def format_lif_table(result: dict) -> str:
     """A plain-text table of :func:`run_lif_benchmark`'s result: medians, IQR, ratios, loss check, goals."""
     cfg = result["config"]
@@ -264,11 +260,6 @@ def format_lif_table(result: dict) -> str:
     check = result["loss_check"]
     lines.append(f"loss check ({', '.join(check['compared'])}): max |diff| {check['max_abs_diff']:.2e} -> "
                  f"{'agree' if check['agree'] else 'DIFFER'}")
-    for key, met in result["goals"].items():
-        ratio = result["ratios"][key.split()[0]]
-        lines.append(f"goal {key}: " + ("n/a (peer missing)" if ratio is None else
-                                         f"{ratio:.2f} {'met' if met else 'NOT met'}"))
-    lines += [f"note: {note}" for note in result["notes"]]
-    return "\n".join(lines)
+    return "\n".join(lines + goal_lines(result))
 
 

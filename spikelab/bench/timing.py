@@ -63,22 +63,27 @@ def training_step(module: nn.Module, loss_fn):
     return forward
 
 
-def time_interleaved(steps: dict, rounds: int, warmup: int) -> dict:
+def time_interleaved(steps: dict, rounds: int, warmup: int, synchronize=None) -> dict:
     """Run every ``steps[name]()`` (forward: returns a loss to backpropagate, or None for forward-only) once per
     round, in an order rotated every round, so background load hits all variants alike; the first ``warmup``
-    rounds are not kept. Returns ``{name: {"forward": [ms], "backward": [ms], "cpu": [ms]}}``: wall-clock times,
-    and the CPU time the process spent on forward + backward (every thread; on a shared machine it leaves out the
-    time spent waiting for a core)."""
+    rounds are not kept. ``synchronize`` (e.g. ``torch.cuda.synchronize``) is called before every clock reading,
+    so asynchronous GPU work is counted where it runs. Returns ``{name: {"forward": [ms], "backward": [ms],
+    "cpu": [ms]}}``: wall-clock times, and the CPU time the process spent on forward + backward (every thread; on a
+    shared machine it leaves out the time spent waiting for a core)."""
     names = list(steps)
     times = {name: {"forward": [], "backward": [], "cpu": []} for name in names}
+    sync = synchronize or (lambda: None)
     for r in range(warmup + rounds):
         for name in names[r % len(names):] + names[:r % len(names)]:
+            sync()
             c0 = time.process_time()
             t0 = time.perf_counter()
             loss = steps[name]()
+            sync()
             t1 = time.perf_counter()
             if loss is not None:
                 loss.backward()
+            sync()
             t2 = time.perf_counter()
             c2 = time.process_time()
             if r >= warmup:
@@ -102,3 +107,23 @@ def median_ratio(variants: dict, a: str, b: str) -> float | None:
     if a in variants and b in variants:
         return variants[a]["median_ms"] / variants[b]["median_ms"]
     return None
+
+
+def goals_met(ratios: dict, goals: dict) -> dict:
+    """``{"<ratio> <op> <target>": met}`` for every ``goals[ratio] = (op, target)`` (``op`` ``">="`` or ``"<="``);
+    None where the ratio is missing (a peer was not installed)."""
+    met = {}
+    for key, (op, target) in goals.items():
+        ratio = ratios.get(key)
+        met[f"{key} {op} {target}"] = None if ratio is None else (ratio >= target if op == ">=" else ratio <= target)
+    return met
+
+
+def goal_lines(result: dict) -> list[str]:
+    """The ``goal ...`` and ``note: ...`` lines that end a benchmark's table."""
+    lines = []
+    for key, met in result["goals"].items():
+        ratio = result["ratios"][key.split()[0]]
+        lines.append(f"goal {key}: " + ("n/a (peer missing)" if ratio is None else
+                                         f"{ratio:.2f} {'met' if met else 'NOT met'}"))
+    return lines + [f"note: {note}" for note in result["notes"]]

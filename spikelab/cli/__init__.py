@@ -9,7 +9,8 @@ command                    what it does                                         
 ``export``, ``import``     a run on NEST, SpiNNaker, as a PyNN script or NIR; NIR as a run     ``hardware``
 =========================  ==================================================================  ===============
 
-Errors a user can cause print one line (``error: ...``) without a traceback and exit with 2.
+Errors a user can cause print one line (``error: ...``) without a traceback and exit with 2. Under ``torchrun``
+(``torchrun --nproc-per-node N -m spikelab train ...``) only rank 0 prints to standard output.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import argparse
 import sys
 
 from ..errors import SpikelabError
+from ..training.distributed import quiet_unless_main
 from . import hardware, tools, training
 from .common import EPILOG
 
@@ -33,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.run(args)
+        with quiet_unless_main():
+            return args.run(args)
     except SpikelabError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

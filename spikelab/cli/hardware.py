@@ -39,6 +39,10 @@ def _export_nest(args) -> int:
     for name, counts in result["populations"].items():
         if "spikes" in counts:
             print(f"  {name}: {counts['spikes']} spikes in spikelab, {counts['mismatches']} differ on NEST")
+            for tie in counts["ties"]:
+                print(f"    tie (fires on one side only, decided by float rounding): sample {tie['sample']} step "
+                      f"{tie['step']} neuron {tie['neuron']}, spikelab membrane {tie['membrane']!r}, "
+                      f"{tie['margin']:+.3g} from the threshold")
         else:
             print(f"  {name}: membranes differ by at most {counts['max_membrane_difference']:.3g}")
     return 0

@@ -6,19 +6,30 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from .common import EPILOG, add_run_dir_argument
+from .training import _ints
 
 
 def add_commands(commands) -> None:
-    benchmark = commands.add_parser("bench", help="speed and memory benchmarks against snnTorch and SpikingJelly",
+    benchmark = commands.add_parser("bench", help="speed and memory benchmarks against snnTorch, SpikingJelly, DCLS",
                                     description="Interleaved side-by-side benchmark in one process; medians and ratios.")
     benchmark.add_argument("target", choices=sorted(BENCHMARKS),
                            help="; ".join(f"{name}: {what}" for name, (_, what) in sorted(BENCHMARKS.items())))
     benchmark.add_argument("--json", action="store_true", help="print the full result as JSON")
-    benchmark.add_argument("--rounds", type=int, default=30, help="timed iterations per variant (default 30)")
+    benchmark.add_argument("--rounds", type=int, help="timed iterations per variant (default 30; gpu 10)")
     benchmark.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     benchmark.add_argument("--reset", choices=("zero", "subtract"), default="zero",
                            help="reset of every variant (default zero: the same equations in all three frameworks; "
                                 "subtract leaves SpikingJelly out)")
+    gpu = benchmark.add_argument_group("gpu")
+    gpu.add_argument("--device", default="cuda", help="cuda (default); cpu runs a smoke test of the code path")
+    gpu.add_argument("--sizes", type=_ints, default=(4096, 8192, 16384), help="layer widths n (default 4096,8192,16384)")
+    gpu.add_argument("--steps", type=int, default=500, help="time steps T (default 500)")
+    gpu.add_argument("--batch", type=int, default=16, help="batch size (default 16)")
+    gpu.add_argument("--precisions", default="fp32,bf16", help="fp32 and/or bf16 (autocast), comma-separated")
+    gpu.add_argument("--memory-steps", type=_ints, default=(100, 500),
+                     help="T of the BPTT vs SLTT memory comparison on the device (default 100,500)")
+    gpu.add_argument("--out", default="bench-gpu.json", metavar="FILE.json",
+                     help="where to write the full result (default bench-gpu.json)")
     benchmark.set_defaults(run=lambda args: BENCHMARKS[args.target][0](args))
 
     inspect = commands.add_parser("inspect", help="the learned synaptic delays of a trained run", epilog=EPILOG,
@@ -32,7 +43,7 @@ def add_commands(commands) -> None:
 def bench_lif(args) -> int:
     from spikelab.bench import format_lif_table, format_memory_table, run_lif_benchmark, run_memory_benchmark
 
-    speed = run_lif_benchmark(rounds=args.rounds, threads=args.threads, reset=args.reset)
+    speed = run_lif_benchmark(rounds=args.rounds or 30, threads=args.threads, reset=args.reset)
     memory = run_memory_benchmark(threads=args.threads)
     if args.json:
         print(json.dumps({"speed": speed, "memory": memory}, indent=2))
@@ -44,7 +55,7 @@ def bench_lif(args) -> int:
 def bench_delays(args) -> int:
     from spikelab.bench import format_delays_table, run_delays_benchmark
 
-    result = run_delays_benchmark(rounds=args.rounds, threads=args.threads)
+    result = run_delays_benchmark(rounds=args.rounds or 30, threads=args.threads)
     print(json.dumps(result, indent=2) if args.json else format_delays_table(result))
     return 0
 
@@ -52,8 +63,27 @@ def bench_delays(args) -> int:
 def bench_crossbar(args) -> int:
     from spikelab.bench import format_crossbar_table, run_crossbar_benchmark
 
-    result = run_crossbar_benchmark(rounds=args.rounds, threads=args.threads)
+    result = run_crossbar_benchmark(rounds=args.rounds or 30, threads=args.threads)
     print(json.dumps(result, indent=2) if args.json else format_crossbar_table(result))
+
+
+def bench_gpu(args) -> int:
+    from spikelab.bench import format_gpu_table, run_gpu_benchmark
+
+    result = run_gpu_benchmark(sizes=args.sizes, steps=args.steps, batch=args.batch, device=args.device,
+                               precisions=tuple(p for p in args.precisions.split(",") if p), rounds=args.rounds or 10,
+                               memory_steps=args.memory_steps)
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2) if args.json else format_gpu_table(result))
+    print(f"full result: {args.out}")
+    return 0
+
+
+def bench_stdp(args) -> int:
+    from spikelab.bench import format_stdp_table, run_stdp_benchmark
+
+    result = run_stdp_benchmark(rounds=args.rounds or 30, threads=args.threads)
+    print(json.dumps(result, indent=2) if args.json else format_stdp_table(result))
     return 0
 
 
@@ -65,6 +95,10 @@ BENCHMARKS = {
                              "25 taps), time and peak memory"),
     "crossbar": (bench_crossbar, "simulated crossbar inference of a 700->256 layer on spikes (batch 32, T=100) vs "
                                  "the plain layer and aihwkit"),
+    "gpu": (bench_gpu, "the Open Neuromorphic setting on a CUDA GPU, Linear(n, n) + LIF, n = 4096/8192/16384, T=500, "
+                       "batch 16, fp32 and bf16, time and peak memory vs snnTorch and SpikingJelly; writes --out"),
+    "stdp": (bench_stdp, "the STDP update of a 700->256 LIF layer (batch 32, T=100) vs one forward pass of it and "
+                         "SpikingJelly's STDPLearner"),
 }
 
 

@@ -81,7 +81,7 @@ def _add_train_parser(commands):
     from spikelab.models import MODELS, NEURONS
     from spikelab.neurons.lif import LEARN_BETA
     from spikelab.training import LOSSES, MODES
-    from spikelab.training.trainer import OPTIMIZERS, SCHEDULERS
+    from spikelab.training.trainer import OPTIMIZERS, PRECISIONS, SCHEDULERS
 
     parser = commands.add_parser("train", help="train a spiking network", epilog=EPILOG,
                                  description="Train a spiking network; checkpoints, metrics and plots go to --out.")
@@ -124,7 +124,9 @@ def _add_train_parser(commands):
                         help="learning rate of the delays, their own parameter group (default 0.1, as published)")
     train = parser.add_argument_group("training")
     train.add_argument("--mode", choices=MODES, default="bptt",
-                       help="bptt (default); sltt: per-step backprop, memory constant in T; sltt-k: at K random steps")
+                       help="bptt (default); sltt: per-step backprop, memory constant in T; sltt-k: at K random steps; "
+                            "local: the model's local learning rules (STDP, homeostasis) plus gradient on the rest, "
+                            "for models that attach rules")
     train.add_argument("--sltt-k", type=int, default=2, help="steps backpropagated per batch in sltt-k mode (default 2)")
     train.add_argument("--loss", choices=sorted(LOSSES),
                        help="mean_membrane (default): CE on mean readout membrane; spike_count; summed_softmax "
@@ -145,9 +147,13 @@ def _add_train_parser(commands):
                        help="multiplies --train-noise's noise (default 1)")
     train.add_argument("--sparsity", type=float, default=0.0,
                        help="add SPARSITY x mean spike rate to the loss (bptt mode; default 0)")
+    train.add_argument("--precision", choices=tuple(PRECISIONS), default="fp32",
+                       help="fp32 (default); bf16 / fp16: matrix products under torch.autocast, the LIF membrane still "
+                            "in float32 (fp16 adds loss scaling); for GPUs")
     run = parser.add_argument_group("run")
     run.add_argument("--seed", type=int, default=0, help="seed for the split, initialisation, shuffling, dropout (default 0)")
-    run.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    run.add_argument("--device", default="cpu",
+                     help="cpu (default) or cuda; under torchrun --nproc-per-node N, process r takes cuda:r")
     run.add_argument("--out", default=None,
                      help="run folder (default runs/DATASET-MODEL-seedSEED; a new numbered folder if it exists)")
     run.add_argument("--resume", action="store_true",
@@ -235,7 +241,7 @@ def _run_config(args):
         trainer=dict(loss=args.loss, mode=args.mode, sltt_k=args.sltt_k if args.mode == "sltt-k" else None,
                      optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay,
                      scheduler=args.scheduler, epochs=args.epochs, batch_size=args.batch_size,
-                     seed=args.seed, grad_clip=args.grad_clip, sparsity=args.sparsity))
+                     seed=args.seed, grad_clip=args.grad_clip, sparsity=args.sparsity, precision=args.precision))
 
 
 def train(args) -> int:
@@ -246,6 +252,7 @@ def train(args) -> int:
     from spikelab.models import build_model
     from spikelab.run import RunConfig
     from spikelab.training import Trainer, load_checkpoint
+    from spikelab.training.distributed import join_process_group, main_process_first
 
     started = time.perf_counter()
     out = _run_folder(args)
@@ -261,8 +268,9 @@ def train(args) -> int:
         config = _run_config(args)
     trainer_options = config.trainer
     torch.manual_seed(config.seed)
-    train_full = config.load_split(train=True)
-    test_set = config.load_split(train=False)
+    with main_process_first(join_process_group(args.device)):  # under torchrun: rank 0 builds the caches
+        train_full = config.load_split(train=True)
+        test_set = config.load_split(train=False)
     if config.input_shape is None:   # what exporters need for conv models
         config.input_shape = tuple(train_full.input_shape)
     train_idx, val_idx = config.split_indices(train_full.targets)
@@ -283,6 +291,8 @@ def train(args) -> int:
           f"(dt {config.dt:g} ms), {sum(p.numel() for p in model.parameters())} parameters, mode "
           f"{trainer_options['mode']} -> {out}")
     trainer.fit(Subset(train_full, train_idx), Subset(train_full, val_idx), resume=resume)
+    if not trainer.is_main:  # under torchrun, rank 0 reports and tests
+        return 0
     for row in trainer.history:
         print(f"epoch {row['epoch']:3d}  train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.4f}  "
               f"val loss {row['val_loss']:.4f} acc {row['val_accuracy']:.4f}  ({row['seconds']:.1f} s)")

@@ -46,7 +46,10 @@ Two ways to run it, with the same numbers:
 * :func:`lif_step` advances one step with ordinary autograd ops (for online learning such as SLTT, which
   detaches the returned state between steps).
 * :func:`lif_sequence` scans a whole ``(T, B, ...)`` sequence in one autograd node with a hand-written
-  backward pass: a compiled numba loop for CPU float32 / float64 tensors, a loop of torch ops elsewhere.
+  backward pass, by one of three implementations of the same numbers: compiled numba loops for CPU tensors
+  (``_lif_kernels``), Triton kernels for CUDA tensors (``_lif_triton``, one launch per sequence and direction),
+  and a loop of torch ops (the reference, and the fallback where Triton is not installed). float16 / bfloat16
+  input is integrated in float32 by all three.
 
 The backward pass of :func:`lif_sequence` runs the scan in reverse. With ``a[t] = dL/dv[t]`` in total,
 ``gs``, ``gv`` the gradients arriving at the spike and membrane outputs and ``sg`` the surrogate derivative:
@@ -73,6 +76,7 @@ Example::
 from __future__ import annotations
 
 import functools
+import importlib.util
 import math
 import numbers
 from typing import NamedTuple
@@ -84,14 +88,16 @@ from torch.autograd.function import once_differentiable
 
 from spikelab.errors import ConfigError
 from spikelab.functional.surrogate import resolve_slope, spike, surrogate_grad, surrogate_name
+from spikelab.optional import require
 
 RESETS = ("zero", "subtract", "none")
 REFRACTORY_STEPS = (0, 1)
 #: How a per-step decay ``beta`` relates to a membrane time constant ``tau``: ``exact`` ``beta = exp(-dt/tau)``
 #: (what NEST and SpiNNaker integrate), ``euler`` ``beta = 1 - dt/tau`` (snnTorch's NIR reader).
 BETA_CONVENTIONS = ("exact", "euler")
-BACKENDS = ("auto", "numba", "torch")
-_SURROGATE_KIND = {"atan": 0, "fast_sigmoid": 1, "triangle": 2}  # as _lif_kernels._surrogate_row
+BACKENDS = ("auto", "numba", "triton", "torch")
+#: surrogate codes of the compiled kernels (``_lif_kernels._surrogate_row``, ``_lif_triton._surrogate``)
+SURROGATE_KIND = {"atan": 0, "fast_sigmoid": 1, "triangle": 2}
 
 
 class LIFState(NamedTuple):
@@ -209,43 +215,48 @@ class _LIFScan(torch.autograd.Function):
     """The whole LIF sequence as one autograd node.
 
     ``beta`` is a float or a tensor of one step's shape; ``v0``, ``s0`` are tensors of one step's shape or None
-    (rest). Outputs ``(s, v)``.
+    (rest); all tensors but ``x`` are in the compute dtype (:func:`compute_dtype`). ``backend`` is ``"numba"``,
+    ``"triton"`` or ``"torch"``. Outputs ``(s, v)`` in ``x``'s dtype; the membrane trace saved for the backward
+    pass stays in the compute dtype.
     """
 
     @staticmethod
-    def forward(ctx, x: Tensor, beta, v0: Tensor | None, s0: Tensor | None, p: LIFParameters, use_numba: bool):
+    def forward(ctx, x: Tensor, beta, v0: Tensor | None, s0: Tensor | None, p: LIFParameters, backend: str):
         ctx.set_materialize_grads(False)
-        ctx.p, ctx.use_numba = p, use_numba
+        ctx.p, ctx.backend, ctx.x_dtype = p, backend, x.dtype
         beta_is_tensor = isinstance(beta, Tensor)
         if beta_is_tensor:
             beta = beta.contiguous()
         ctx.beta = None if beta_is_tensor else beta  # a float beta is not saved as a tensor
         if v0 is not None:
             v0, s0 = v0.contiguous(), s0.contiguous()
-        if use_numba:
-            v, s = _numba_forward(x, beta, v0, s0, p)
+        if backend == "triton":  # widens float16 / bfloat16 as it loads
+            from spikelab.functional._lif_triton import triton_forward
+            v, s = triton_forward(x, beta, v0, s0, p)
         else:
-            v = torch.empty_like(x, memory_format=torch.contiguous_format)
-            s = torch.empty_like(v)
-            v_prev, s_prev = (v0, s0) if v0 is not None else (v.new_zeros(x.shape[1:]),) * 2
-            for t in range(x.shape[0]):
-                v_prev = v[t] = _membrane(x[t], v_prev, s_prev, beta, p)
-                s_prev = s[t] = (v_prev >= p.threshold).to(x.dtype)
+            forward = _numba_forward if backend == "numba" else _torch_forward
+            v, s = forward(x.to(compute_dtype(x.dtype)), beta, v0, s0, p)
         # backward reads x only where the next step's input depends on a spike that carries gradient
         x_saved = x if p.refractory_steps == 1 and not p.detach_reset else None
         ctx.save_for_backward(v, beta if beta_is_tensor else None, v0, s0, x_saved)
-        return s, v
+        return s.to(x.dtype), v.to(x.dtype)
 
     @staticmethod
-    @once_differentiable  # the backward pass is itself not differentiable (numba); double backward raises
+    @once_differentiable  # the backward pass is itself not differentiable (numba, triton); double backward raises
     def backward(ctx, gs: Tensor | None, gv: Tensor | None):
         v, beta_t, v0, s0, x = ctx.saved_tensors
         p = ctx.p
         if gs is None and gv is None:
             return None, None, None, None, None, None
         beta = ctx.beta if beta_t is None else beta_t
-        backward = _numba_backward if ctx.use_numba else _torch_backward
-        gx, gbeta, a0 = backward(gs, gv, v, x, beta, v0, s0, p)
+        if ctx.backend == "triton":
+            from spikelab.functional._lif_triton import triton_backward
+            gx, gbeta, a0 = triton_backward(gs, gv, v, x, beta, v0, s0, p, ctx.x_dtype)
+        else:
+            backward = _numba_backward if ctx.backend == "numba" else _torch_backward
+            widen = lambda t: None if t is None else t.to(v.dtype)  # noqa: E731
+            gx, gbeta, a0 = backward(widen(gs), widen(gv), v, widen(x), beta, v0, s0, p)
+            gx = gx.to(ctx.x_dtype)
         # step 0 read v0 and s0:  v[0] = beta * keep0 * v0 + mask0 * x[0] - thr * s0 * [subtract]
         zero_reset = p.reset == "zero"
         gv0 = gs0 = None
@@ -256,11 +267,17 @@ class _LIFScan(torch.autograd.Function):
             if zero_reset:
                 ds0 = ds0 - beta * v0
             if p.refractory_steps == 1:
-                ds0 = ds0 - x[0]
+                ds0 = ds0 - x[0].to(a0.dtype)
             if p.reset == "subtract":
                 ds0 = ds0 - p.threshold
             gs0 = a0 * ds0
         return gx, gbeta if ctx.needs_input_grad[1] else None, gv0, gs0, None, None
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype the scan accumulates the membrane in: float32 for float16 / bfloat16 input (autocast), else
+    the input's own."""
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
 
 def _flat(t: Tensor, time_first: bool = False) -> np.ndarray:
@@ -278,16 +295,20 @@ def _step_array(value, n: int, dtype) -> np.ndarray:
     return np.full(n, value, dtype)
 
 
+def surrogate_constants(p: LIFParameters) -> tuple[float, float]:
+    """The compiled kernels' surrogate constants ``(c1, c2)``: atan ``(a/2, pi a/2)``, the others ``(k, 0)``."""
+    if p.surrogate == "atan":
+        return p.slope / 2, math.pi / 2 * p.slope
+    return p.slope, 0.0
+
+
 @functools.lru_cache(maxsize=64)
 def _kernel_options(p: LIFParameters, dtype: torch.dtype) -> dict:
     """The kernels' scalar arguments, each in the arrays' dtype (see ``_lif_kernels``)."""
     cast = np.float32 if dtype == torch.float32 else np.float64
-    if p.surrogate == "atan":
-        c1, c2 = p.slope / 2, math.pi / 2 * p.slope
-    else:
-        c1, c2 = p.slope, 0.0
+    c1, c2 = surrogate_constants(p)
     return dict(thr=cast(p.threshold), cz=cast(p.reset == "zero"), cs=cast(p.reset == "subtract"),
-                cr=cast(p.refractory_steps == 1), cd=cast(not p.detach_reset), kind=_SURROGATE_KIND[p.surrogate],
+                cr=cast(p.refractory_steps == 1), cd=cast(not p.detach_reset), kind=SURROGATE_KIND[p.surrogate],
                 c1=cast(c1), c2=cast(c2), one=cast(1), np_dtype=np.dtype(cast))
 
 
@@ -322,6 +343,17 @@ def _numba_backward(gs, gv, v, x, beta, v0, s0, p: LIFParameters):
             _step_array(s0, n, dtype), o["thr"], o["cz"], o["cs"], o["cr"], o["cd"], o["kind"], o["c1"], o["c2"],
             o["one"], _flat(gx, True), _flat(gbeta), _flat(a0))
     return gx, gbeta, a0
+
+
+def _torch_forward(x: Tensor, beta, v0, s0, p: LIFParameters) -> tuple[Tensor, Tensor]:
+    """Forward scan with torch ops (``_membrane`` step by step): the reference of the compiled kernels."""
+    v = torch.empty_like(x, memory_format=torch.contiguous_format)
+    s = torch.empty_like(v)
+    v_prev, s_prev = (v0, s0) if v0 is not None else (v.new_zeros(x.shape[1:]),) * 2
+    for t in range(x.shape[0]):
+        v_prev = v[t] = _membrane(x[t], v_prev, s_prev, beta, p)
+        s_prev = s[t] = (v_prev >= p.threshold).to(x.dtype)
+    return v, s
 
 
 def _torch_backward(gs, gv, v, x, beta, v0, s0, p: LIFParameters):
@@ -363,7 +395,32 @@ def _torch_backward(gs, gv, v, x, beta, v0, s0, p: LIFParameters):
 
 
 def _numba_ok(x: Tensor) -> bool:
-    return x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
+    return x.device.type == "cpu"
+
+
+def _triton_ok(x: Tensor) -> bool:
+    """Triton is importable and runs ``x``: a CUDA tensor, or a CPU tensor under its interpreter."""
+    if x.dtype not in (torch.float32, torch.float16, torch.bfloat16) or importlib.util.find_spec("triton") is None:
+        return False
+    from spikelab.functional._lif_triton import INTERPRETED
+
+    return x.device.type == "cuda" or (INTERPRETED and x.device.type == "cpu")
+
+
+def select_backend(x: Tensor, backend: str = "auto") -> str:
+    """The scan that runs ``x``: for ``"auto"``, numba on the CPU, Triton on CUDA where it is importable, torch ops
+    otherwise; a named backend is checked (ConfigError when it cannot run ``x``)."""
+    if backend not in BACKENDS:
+        raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if backend == "auto":
+        return "numba" if _numba_ok(x) else "triton" if x.device.type == "cuda" and _triton_ok(x) else "torch"
+    if backend == "numba" and not _numba_ok(x):
+        raise ConfigError(f"the numba backend runs CPU tensors only, got {x.device}; use backend='auto' or 'torch'")
+    if backend == "triton" and not _triton_ok(x):
+        require("triton", "the LIF scan's triton backend")
+        raise ConfigError(f"the triton backend runs float32/float16/bfloat16 CUDA tensors (or CPU tensors under "
+                          f"TRITON_INTERPRET=1), got {x.device} {x.dtype}; use backend='auto' or 'torch'")
+    return backend
 
 
 def lif_sequence(x: Tensor, p: LIFParameters, state: LIFState | None = None, *,
@@ -376,34 +433,36 @@ def lif_sequence(x: Tensor, p: LIFParameters, state: LIFState | None = None, *,
             receives a gradient when it requires one.
         state: :class:`LIFState` before the first step (each field broadcastable to ``x[0]``), or None for rest.
             ``state.v`` receives a gradient; ``state.s`` too when ``detach_reset=False``.
-        backend: ``"auto"`` (numba for CPU float32 / float64, torch ops otherwise), ``"numba"`` or ``"torch"``.
+        backend: ``"auto"`` (numba for CPU tensors, Triton for CUDA tensors where it is installed, torch ops
+            otherwise), ``"numba"``, ``"triton"`` or ``"torch"``. All compute the same numbers.
 
     Returns:
         ``(spikes, v)``, both ``(T, B, ...features)`` with ``x``'s dtype: spikes 0.0/1.0 and the membrane
         before reset. Both are differentiable (spikes through the surrogate). The final state is
-        ``LIFState(v[-1], spikes[-1])``.
+        ``LIFState(v[-1], spikes[-1])``. float16 / bfloat16 input (as under ``torch.autocast``) is integrated in
+        float32 (:func:`compute_dtype`), with ``beta`` and the state in float32 too; only the outputs and
+        ``dL/dx`` are rounded to the input's dtype.
     """
     p = check_parameters(p)
-    if backend not in BACKENDS:
-        raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     if not isinstance(x, Tensor) or x.dim() < 1 or not x.is_floating_point():
         raise ConfigError("x must be a floating-point tensor shaped (T, B, ...features)")
-    use_numba = _numba_ok(x) if backend == "auto" else backend == "numba"
-    if use_numba and not _numba_ok(x):
-        raise ConfigError(f"the numba backend runs CPU float32/float64 tensors only, got {x.device} {x.dtype}; "
-                          "use backend='auto' or 'torch'")
-    shape = x.shape[1:]
-    beta = _broadcast("beta", p.beta, shape, x) if isinstance(p.beta, Tensor) else p.beta
+    backend = select_backend(x, backend)
+    shape, dtype = x.shape[1:], compute_dtype(x.dtype)
+    beta = _broadcast("beta", p.beta, shape, x, dtype) if isinstance(p.beta, Tensor) else p.beta
     v0 = s0 = None
     if state is not None:
-        v0, s0 = _broadcast("state.v", state.v, shape, x), _broadcast("state.s", state.s, shape, x)
+        v0 = _broadcast("state.v", state.v, shape, x, dtype)
+        s0 = _broadcast("state.s", state.s, shape, x, dtype)
     # a tensor beta travels as an argument so autograd sees it; the config carries no tensor
-    return _LIFScan.apply(x, beta, v0, s0, p._replace(beta=None), use_numba)
+    return _LIFScan.apply(x, beta, v0, s0, p._replace(beta=None), backend)
 
 
-def _broadcast(name: str, value, shape: torch.Size, x: Tensor) -> Tensor:
-    """``value`` as a tensor of one step's shape (an expanded view: its gradient is reduced by autograd)."""
-    t = torch.as_tensor(value, dtype=x.dtype, device=x.device)
+def _broadcast(name: str, value, shape: torch.Size, x: Tensor, dtype: torch.dtype | None = None) -> Tensor:
+    """``value`` as a tensor of one step's shape on ``x``'s device, in ``dtype`` (default ``x``'s) (an expanded view:
+    its gradient is reduced by autograd)."""
+    dtype = x.dtype if dtype is None else dtype
+    t = value.to(dtype=dtype, device=x.device) if isinstance(value, Tensor) else torch.as_tensor(
+        value, dtype=dtype, device=x.device)
     try:
         return t.expand(shape)
     except RuntimeError:

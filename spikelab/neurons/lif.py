@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from spikelab.errors import ConfigError
+from spikelab.layers import Linear
 from spikelab.neurons.base import LIFDescription, Neuron
 from spikelab.spec import configurable
 from spikelab.functional.lif import (LIFParameters, LIFState, check_parameters, leaky_integrate,
@@ -172,7 +173,8 @@ class RecurrentLIF(LIF):
                                                 ``"zero"``, ...); ``learn_beta="neuron"`` uses ``features``
     ====================  ==========  ========  ==================================================================
 
-    ``recurrent`` is an ``nn.Linear(n, n)``: ``V`` starts uniform in ``+-1/sqrt(n)`` (torch's default).
+    ``recurrent`` is an :class:`spikelab.Linear` ``(n, n)``: ``V`` starts uniform in ``+-1/sqrt(n)`` (torch's
+    default); a local rule can learn it (``sl.STDP(...).attach(layer)``).
     The sequence is run step by step with autograd (the recurrence needs a matrix product per step).
 
     Shapes: input ``(T, B, n)`` -> spikes ``(T, B, n)``; ``step``: ``(B, n)`` -> ``(s_t, LIFState)``.
@@ -193,7 +195,7 @@ class RecurrentLIF(LIF):
         (n,) = shape
         super().__init__(beta, threshold, reset, refractory_steps, surrogate, slope, learn_beta, n, detach_reset)
         self.features = n
-        self.recurrent = nn.Linear(n, n, bias=bias)
+        self.recurrent = Linear(n, n, bias=bias)
 
     def forward(self, x: Tensor, state: LIFState | None = None, return_state: bool = False):
         p = self.lif_parameters()

@@ -1,4 +1,4 @@
-"""Training: the Trainer (BPTT, SLTT, SLTT-K), losses, checkpoints."""
+"""Training: the Trainer (BPTT, SLTT, SLTT-K, local rules), losses, checkpoints."""
 from .checkpoint import load, load_checkpoint, save_checkpoint
 from .layer_calls import clamp_parameters, set_epoch
 from .losses import LOSSES, SequenceLoss, get_loss

@@ -1,8 +1,9 @@
 """Checkpoints: written atomically, read without ever running code from the file.
 
-A checkpoint is a dict of tensors and plain data (see :data:`KEYS`): weights, optimiser and
-scheduler state, random-number-generator states, the epoch, the model's name and architecture
-(:mod:`spikelab.spec`), the run configuration and the metrics so far. It is read with
+A checkpoint is a dict of tensors and plain data (see :data:`KEYS`): weights, optimiser,
+scheduler and float16 loss-scaler state, random-number-generator states, the epoch, the model's name and
+architecture (:mod:`spikelab.spec`), the run configuration, the metrics so far, and the local rules' state
+(``local`` mode; None otherwise). It is read with
 ``torch.load(weights_only=True)``, which refuses anything that would run code when unpickled.
 """
 from __future__ import annotations
@@ -20,7 +21,7 @@ from ..errors import CheckpointError
 
 FORMAT = "spikelab-checkpoint-v1"
 KEYS = ("format", "epoch", "model_name", "model_spec", "model_state", "optimizer_state",
-        "scheduler_state", "rng_state", "config", "metrics")
+        "scheduler_state", "scaler_state", "rng_state", "config", "metrics", "local_rules")
 
 
 def save_checkpoint(path, checkpoint: dict) -> None:
