@@ -7,9 +7,10 @@ output); every variant then computes the weight change of the whole sequence fro
 
 ================  ==================================================================================================
 ``forward``       the reference: one forward pass of the layer (``Linear`` on the whole sequence, LIF scan), no grad
-``spikelab``      :class:`spikelab.STDP`'s update: two trace scans, two spike-weighted outer sums, bounds
-                  (all-to-all pairing, additive)
-``nearest``       the same with nearest-neighbour pairing
+``spikelab``      :class:`spikelab.STDP`'s update (``stdp_update``; all-to-all pairing, additive): two scans of
+                  the post traces, then ``LTP - LTD`` as one spike-weighted sum over the presynaptic spikes, bounds
+``nearest``       nearest-neighbour pairing (``stdp_terms`` + ``apply_stdp``): two trace scans, two
+                  spike-weighted outer sums, bounds
 ``spikingjelly``  ``learning.STDPLearner(step_mode="m")`` on the same layer: its ``step()`` loops over the T steps,
                   each forming a ``(B, N_post, N_pre)`` outer product (skipped with a note when not installed)
 ``matmul``        the two dense ``(N_post x T*B) @ (T*B x N_pre)`` products alone, with traces given: what a plain
@@ -29,7 +30,7 @@ import os
 
 import torch
 
-from spikelab.functional.plasticity import apply_stdp, spike_outer_sum, stdp_terms, trace_scan
+from spikelab.functional.plasticity import spike_outer_sum, stdp_update, trace_scan
 from .timing import (check_rounds, goal_lines, goals_met, machine_state, median_ratio, package_version,
                      summarize_times, time_interleaved, torch_threads, versions)
 
@@ -56,9 +57,8 @@ def _spikelab_update(linear, pre, post, pairing):
                   w_max=1.0).params
     weight = linear.weight.detach()
 
-    def update():
-        ltp, ltd, _ = stdp_terms(pre, post, params)
-        apply_stdp(weight, ltp, ltd, params)
+    def update():   # what STDP's update runs: additive all-to-all takes LTP - LTD as one sum
+        stdp_update(weight, pre, post, params)
 
     return update
 
