@@ -1,0 +1,194 @@
+"""numba kernels of the UltraLIF-family scans (CPU float32 / float64), used by
+:func:`spikelab.functional.ultralif.ultra_sequence` and :func:`~spikelab.functional.ultralif.ultra_diffusive_sequence`.
+
+The update and its gradient are documented in ``ultralif.py``, whose torch loop (the step functions under
+autograd) is the reference these kernels are tested against.
+
+Layout: the temporal scan takes C-contiguous ``(T, N)`` arrays (N = batch x features) and one step's ``(N,)``; its
+neurons are independent, so it runs them in chunks of ``CHUNK`` with the chunk's state in small local arrays (as
+``_lif_kernels``). The diffusive scan couples the units of a ring, so it takes ``(T, B, F, R)`` arrays (the ring
+axis F, R every position after it, 1 for ``(B, F)`` steps) and advances the whole step before the next.
+
+Numerics: every scalar argument has the arrays' dtype (``shift = log tau``, ``centre``, ``eps``, ``thr``, ``one``)
+and no float literal appears, so float32 stays float32. Log-sum-exps are shifted by their largest term (two terms:
+``m + eps log(1 + exp(-|a - b| / eps))``), sigmoids are evaluated on the side where ``exp`` cannot overflow. The
+backward pass recomputes each step's reset membrane from the saved trace with the same operations as the forward
+pass, so it sees the forward's numbers exactly.
+"""
+import numba
+import numpy as np
+
+CHUNK = 8192
+_JIT = dict(cache=True, nogil=True, error_model="numpy")
+
+
+@numba.njit(inline="always", **_JIT)
+def _sigmoid(z, one):
+    if z >= 0:
+        return one / (one + np.exp(-z))
+    e = np.exp(z)
+    return e / (one + e)
+
+
+@numba.njit(inline="always", **_JIT)
+def _spike(u, eps, thr, hard, one):
+    """``(s, sig, z)``: the spike (hard: ``u >= thr``), the soft spike and ``z = (u - thr) / eps``."""
+    z = (u - thr) / eps
+    sig = _sigmoid(z, one)
+    if hard:
+        return (one if u >= thr else one - one), sig, z
+    return sig, sig, z
+
+
+@numba.njit(inline="always", **_JIT)
+def _lse2(a, b, eps, one):
+    m = a if a >= b else b
+    return m + eps * np.log(one + np.exp(-abs(a - b) / eps))
+
+
+@numba.njit(inline="always", **_JIT)
+def _lse3(p, q, r, eps):
+    m = max(p, max(q, r))
+    return m + eps * np.log(np.exp((p - m) / eps) + np.exp((q - m) / eps) + np.exp((r - m) / eps))
+
+
+@numba.njit(**_JIT)
+def ultra_forward(x, v0, shift, eps, thr, hard, one, s, u, v_last):
+    """Temporal scan: fill ``u`` (membrane before reset), ``s`` (spikes) and ``v_last`` (the final reset state)."""
+    T, N = x.shape
+    vl = np.empty(CHUNK, x.dtype)
+    for c0 in range(0, N, CHUNK):
+        c1 = min(c0 + CHUNK, N)
+        m = c1 - c0
+        vl[:m] = v0[c0:c1]
+        for t in range(T):
+            xt, ut, st = x[t, c0:c1], u[t, c0:c1], s[t, c0:c1]
+            for k in range(m):
+                w = _lse2(vl[k] + shift, xt[k], eps, one)
+                spike = _spike(w, eps, thr, hard, one)[0]
+                ut[k] = w
+                st[k] = spike
+                vl[k] = w * (one - spike)
+        v_last[c0:c1] = vl[:m]
+
+
+@numba.njit(**_JIT)
+def ultra_backward(gs, gu, gv_last, u, x, v0, shift, eps, thr, hard, one, gx, geps, gshift, gv0):
+    """Reverse temporal scan: fill ``gx`` (dL/dx), per neuron ``geps``, ``gshift`` (dL/d log tau) and ``gv0``.
+
+    ``gs``, ``gu`` (gradients of spikes and membrane) are ``(T, N)`` or one row of zeros when absent; ``gv_last``
+    is the gradient of the final state (zeros when absent).
+    """
+    T, N = u.shape
+    zero = one - one
+    cl = np.empty(CHUNK, u.dtype)   # dL/dv[t] (the reset membrane) in total
+    ge = np.empty(CHUNK, u.dtype)
+    gl = np.empty(CHUNK, u.dtype)
+    for c0 in range(0, N, CHUNK):
+        c1 = min(c0 + CHUNK, N)
+        m = c1 - c0
+        cl[:m] = gv_last[c0:c1]
+        ge[:m] = zero
+        gl[:m] = zero
+        for t in range(T - 1, -1, -1):
+            ut, xt, gxt = u[t, c0:c1], x[t, c0:c1], gx[t, c0:c1]
+            gst = gs[t if gs.shape[0] > 1 else 0, c0:c1]
+            gut = gu[t if gu.shape[0] > 1 else 0, c0:c1]
+            for k in range(m):
+                w = ut[k]
+                spike, sig, z = _spike(w, eps, thr, hard, one)
+                ds = sig * (one - sig) / eps            # dsig/dw; -ds * z is dsig/deps
+                c = cl[k]
+                g = gut[k] + gst[k] * ds + c * ((one - spike) - w * ds)
+                e = (gst[k] - c * w) * (-ds * z)
+                if t == 0:
+                    vp = v0[c0 + k]
+                else:
+                    wp = u[t - 1, c0 + k]
+                    vp = wp * (one - _spike(wp, eps, thr, hard, one)[0])
+                a = vp + shift
+                b = xt[k]
+                wa = np.exp((a - w) / eps)
+                wb = np.exp((b - w) / eps)
+                ge[k] += e + g * (w - wa * a - wb * b) / eps
+                gxt[k] = g * wb
+                gl[k] += g * wa
+                cl[k] = g * wa
+        geps[c0:c1] = ge[:m]
+        gshift[c0:c1] = gl[:m]
+        gv0[c0:c1] = cl[:m]
+
+
+@numba.njit(**_JIT)
+def ultra_diffusive_forward(x, v0, centre, eps, thr, hard, one, s, u, v_last):
+    """Diffusive scan on rings along axis 2 of ``(T, B, F, R)``: fill ``u``, ``s`` and ``v_last`` ``(B, F, R)``."""
+    T, B, F, R = x.shape
+    vp = v0.copy()
+    vn = np.empty_like(vp)
+    for t in range(T):
+        for b in range(B):
+            for f in range(F):
+                fl, fr = (f + F - 1) % F, (f + 1) % F
+                for r in range(R):
+                    w = _lse3(vp[b, fl, r], centre * vp[b, f, r], vp[b, fr, r], eps) + x[t, b, f, r]
+                    spike = _spike(w, eps, thr, hard, one)[0]
+                    u[t, b, f, r] = w
+                    s[t, b, f, r] = spike
+                    vn[b, f, r] = w * (one - spike)
+        vp, vn = vn, vp
+    v_last[:] = vp
+
+
+@numba.njit(**_JIT)
+def ultra_diffusive_backward(gs, gu, gv_last, u, x, v0, centre, eps, thr, hard, one, gx, geps, gcentre, gv0):
+    """Reverse diffusive scan: fill ``gx``, per unit ``geps``, ``gcentre`` (dL/d centre factor) and ``gv0``.
+
+    ``gs``, ``gu`` are ``(T, B, F, R)`` or ``(1, B, F, R)`` zeros when absent. The carried gradient of unit ``j``
+    gathers the terms where ``v_j`` entered a log-sum-exp: as the left term of ``j + 1``, the centre of ``j`` and
+    the right term of ``j - 1``.
+    """
+    T, B, F, R = u.shape
+    zero = one - one
+    c = gv_last.copy()        # dL/dv[t] (reset membrane) in total
+    vp = np.empty_like(c)     # v[t-1]
+    pl, pc, pr = np.empty_like(c), np.empty_like(c), np.empty_like(c)
+    geps[:] = zero
+    gcentre[:] = zero
+    for t in range(T - 1, -1, -1):
+        if t == 0:
+            vp[:] = v0
+        else:
+            for b in range(B):
+                for f in range(F):
+                    for r in range(R):
+                        wp = u[t - 1, b, f, r]
+                        vp[b, f, r] = wp * (one - _spike(wp, eps, thr, hard, one)[0])
+        tg = t if gs.shape[0] > 1 else 0
+        tu = t if gu.shape[0] > 1 else 0
+        for b in range(B):
+            for f in range(F):
+                fl, fr = (f + F - 1) % F, (f + 1) % F
+                for r in range(R):
+                    w = u[t, b, f, r]
+                    spike, sig, z = _spike(w, eps, thr, hard, one)
+                    ds = sig * (one - sig) / eps
+                    cc = c[b, f, r]
+                    g = gu[tu, b, f, r] + gs[tg, b, f, r] * ds + cc * ((one - spike) - w * ds)
+                    e = (gs[tg, b, f, r] - cc * w) * (-ds * z)
+                    left, mid, right = vp[b, fl, r], centre * vp[b, f, r], vp[b, fr, r]
+                    lse = _lse3(left, mid, right, eps)
+                    wl = np.exp((left - lse) / eps)
+                    wc = np.exp((mid - lse) / eps)
+                    wr = np.exp((right - lse) / eps)
+                    geps[b, f, r] += e + g * (lse - wl * left - wc * mid - wr * right) / eps
+                    gcentre[b, f, r] += g * wc * vp[b, f, r]
+                    gx[t, b, f, r] = g
+                    pl[b, f, r] = g * wl
+                    pc[b, f, r] = g * wc * centre
+                    pr[b, f, r] = g * wr
+        for b in range(B):
+            for f in range(F):
+                fl, fr = (f + F - 1) % F, (f + 1) % F
+                for r in range(R):
+                    c[b, f, r] = pl[b, fr, r] + pc[b, f, r] + pr[b, fl, r]
+    gv0[:] = c
