@@ -16,7 +16,7 @@ layer               membrane (per step; spike ``s = sigmoid((V' - theta)/eps)``,
 
 ``forward`` runs the whole sequence as one fused scan (:func:`~spikelab.functional.ultralif.ultra_sequence`,
 :func:`~spikelab.functional.ultralif.ultra_diffusive_sequence`: numba on CPU, Triton on CUDA, the step loop
-elsewhere); ``step`` is one step of ordinary autograd ops.
+elsewhere; ``layer.backend`` names one, default ``"auto"``); ``step`` is one step of ordinary autograd ops.
 
 ``eps`` is one scalar per layer, learnable as ``exp(log_eps)``; learnable ``tau`` is ``exp(log_tau)``. The
 ranges ``eps in [0.1, 20]`` and ``log_tau in [-2.3, -0.01]`` are kept by :meth:`clamp_parameters`, which clamps the
@@ -67,6 +67,7 @@ class _Ultra(Neuron):
     def __init__(self, tau: float | None, threshold: float, eps: float, learn_eps: bool, learn_tau: bool):
         super().__init__()
         self.spike_mode = "soft"
+        self.backend = "auto"   # the sequence scan's implementation, see ultra_sequence (benchmarks set "torch")
         self.threshold = _real("threshold", threshold)
         eps = _real("eps", eps, positive=True)
         if not isinstance(learn_eps, bool):
@@ -148,10 +149,11 @@ class _Ultra(Neuron):
                               f"(T, B, {'F, ...' if self.diffusive else '...features'}), got "
                               f"{tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__}")
         hard, tau, eps = self._check_mode(), self._tau(), self._eps()
+        backend = getattr(self, "backend", "auto")  # (layers pickled before the attribute existed lack it)
         if self.diffusive:
-            spikes, v, state = ultra_diffusive_sequence(x, eps, self.threshold, tau, hard, state)
+            spikes, v, state = ultra_diffusive_sequence(x, eps, self.threshold, tau, hard, state, backend=backend)
         else:
-            spikes, v, state = ultra_sequence(x, tau, eps, self.threshold, hard, state)
+            spikes, v, state = ultra_sequence(x, tau, eps, self.threshold, hard, state, backend=backend)
         self._keep(spikes=spikes, v=v)
         return (spikes, state) if return_state else spikes
 
