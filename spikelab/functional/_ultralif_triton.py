@@ -2,8 +2,10 @@
 :func:`spikelab.functional.ultralif.ultra_sequence` and :func:`~spikelab.functional.ultralif.ultra_diffusive_sequence`.
 
 The update and its gradient are documented in ``ultralif.py``; these kernels compute the numbers of the numba
-kernels (``_ultralif_kernels.py``, the CPU path) with the same operations in the same order, and are tested against
-them on CPU tensors with Triton's interpreter (``TRITON_INTERPRET=1``) in ``tests/test_ultralif_triton.py``.
+kernels (``_ultralif_kernels.py``, the CPU path) with the same formulas (float rounding apart: the numba kernels
+multiply by ``1 / eps`` and share exponentials to save scalar ``exp`` calls, which a GPU does not need), and are
+tested against them on CPU tensors with Triton's interpreter (``TRITON_INTERPRET=1``) in
+``tests/test_ultralif_triton.py``.
 
 Layout and launches: one launch per sequence and direction. The temporal scan's neurons are independent: one
 program takes ``BLOCK`` of them and loops over all T steps with their state in registers (as ``_lif_triton``).
