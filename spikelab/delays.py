@@ -157,7 +157,7 @@ class DelayedLinear(nn.Module):
         self.bias = nn.Parameter(torch.empty(out_features).uniform_(-bound, bound)) if bias else None
         self.register_buffer("sigma", torch.tensor(self.sigma_init))
         self.straight_through = False  # set_epoch: train on rounded taps (the schedule's last phase)
-        self._cache = None  # (key, kernel) of the last kernel built without autograd, see _kernel
+        self._cache = None  # (key, sources, kernel, values) of the last kernel built without autograd, see _kernel
 
     # -- schedule, constraints, parameter groups ---------------------------------------------------------------
     def sigma_at(self, epoch: int, epochs: int) -> float:
@@ -225,20 +225,31 @@ class DelayedLinear(nn.Module):
 
     def _kernel(self) -> Tensor:
         """:meth:`kernel`, reused while no gradient is wanted and weights, delays, sigma and taps are unchanged
-        (evaluation, ``step`` loops under ``torch.no_grad``); rebuilt whenever autograd needs its graph."""
+        (evaluation, ``step`` loops under ``torch.no_grad``); rebuilt whenever autograd needs its graph.
+
+        "Unchanged": each source tensor keeps its identity, storage, dtype, device and version counter, which every
+        change through torch advances (optimiser steps, :meth:`clamp_parameters`, :meth:`set_epoch`,
+        ``load_state_dict``, moving or casting the module); this check reads no value on the host, so a GPU never
+        waits for it. On the CPU, where reading costs no synchronisation, the values are compared too, so in-place
+        edits through ``.data`` (which bypass version counters) are seen; on a GPU a forward pass with gradients
+        drops the cache after such edits."""
         needs_graph = torch.is_grad_enabled() and (self.weight.requires_grad or
                                                     (self.training and self.position.requires_grad))
         if needs_graph:
             self._cache = None
             return self.kernel()
-        # compared by value, so edits through .data (which autograd's version counters miss) are seen too
-        sources = tuple(t.detach() for t in (self.weight, self.position, self.sigma))
+        sources = (self.weight, self.position, self.sigma)
+        key = (self.rounded, tuple((t.data_ptr(), t.dtype, t.device, t._version) for t in sources))
+        on_cpu = self.weight.device.type == "cpu"
         cache = getattr(self, "_cache", None)  # (modules pickled before the cache existed lack it)
-        if (cache is None or cache[0] != self.rounded
-                or not all(a.dtype == b.dtype and a.device == b.device and torch.equal(a, b)
-                           for a, b in zip(cache[1], sources))):
+        fresh = cache is not None and cache[0] == key and all(a is b for a, b in zip(cache[1], sources))
+        if fresh and on_cpu:
+            fresh = all(torch.equal(a, b) for a, b in zip(cache[3], sources))
+        if not fresh:
             with torch.no_grad():
-                cache = self._cache = (self.rounded, tuple(t.clone() for t in sources), self.kernel())
+                # the source tensors themselves are kept: their identity is part of the key
+                values = tuple(t.detach().clone() for t in sources) if on_cpu else None
+                cache = self._cache = (key, sources, self.kernel(), values)
         return cache[2]
 
     def forward(self, x: Tensor) -> Tensor:

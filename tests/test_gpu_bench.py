@@ -35,13 +35,17 @@ def test_cpu_smoke_run_measures_every_variant_in_both_precisions():
         for v in variants.values():
             assert len(v["times_ms"]) == 2 and v["median_ms"] > 0 and v["peak_mib"] > 0
         assert run["x_spikelab"]["spikelab"] == 1
+        assert {"ultralif", "ultralif_loop"} <= set(variants) and run["ultralif_loop/ultralif"] > 0
+        # the fused scan and the loop of steps: the same UltraLIF, the same loss (float rounding apart)
+        if run["precision"] == "fp32":
+            assert variants["ultralif"]["loss"] == pytest.approx(variants["ultralif_loop"]["loss"], rel=1e-5)
         assert 0 < variants["spikelab"]["spike_rate"] < 1
     fp32 = result["runs"][0]["variants"]
     # the same equations: snnTorch's Leaky and spikelab's LIF fire the same spikes on the same float input
     assert fp32["snntorch"]["loss"] == fp32["spikelab"]["loss"]
     assert result["memory"]["rows"][0]["steps"] == 8
     table = format_gpu_table(result)
-    assert "n=48 fp32" in table and "n=48 bf16" in table and "SLTT" in table
+    assert "n=48 fp32" in table and "n=48 bf16" in table and "SLTT" in table and "UltraLIF fused scan" in table
     assert json.loads(json.dumps(result)) == result
 
 

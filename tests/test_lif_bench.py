@@ -53,3 +53,16 @@ def test_sltt_memory_stays_flat_while_bptt_grows():
     assert long["sltt_mib"] - short["sltt_mib"] < 0.1 * (long["bptt_mib"] - short["bptt_mib"])
     assert long["sltt/bptt"] < short["sltt/bptt"] < 1.0
     assert "SLTT/BPTT" in format_memory_table(result)
+
+
+def test_ultra_benchmark_times_the_fused_scan_against_the_loop(capsys):
+    from spikelab.bench import format_ultra_table, run_ultra_benchmark
+
+    result = run_ultra_benchmark(rounds=2, warmup=1, batch=2, steps=6, features=5)
+    assert capsys.readouterr().out == ""
+    assert json.loads(json.dumps(result)) == result
+    assert sorted(result["layers"]) == sorted(("ultralif", "ultraplif", "ultradlif", "ultradplif"))
+    for r in result["layers"].values():
+        assert len(r["fused"]["times_ms"]) == len(r["loop"]["times_ms"]) == 2 and r["loop/fused"] > 0
+        assert r["max_abs_diff"] < 1e-5      # the two compute the same spikes and input gradient
+    assert "loop/fused" in format_ultra_table(result)

@@ -15,6 +15,10 @@ zero reset detached, ATan surrogate alpha 2; the builders of :mod:`spikelab.benc
 ``spikingjelly``  ``layer.Linear`` + ``neuron.LIFNode(step_mode="m")``: SpikingJelly 2 picks its Triton or native
                   CUDA kernels itself; older releases are switched to their CuPy backend when CuPy is installed
 ``floor``         the ``nn.Linear`` alone (identity in place of the LIF layer): the matrix products' time
+``ultralif``      ``nn.Linear`` + :class:`spikelab.neurons.ultra.UltraLIF` (tau 0.9, learnable eps 1, threshold 1;
+                  its fused scan: Triton on CUDA)
+``ultralif_loop`` the same UltraLIF run as the torch loop of steps (``backend="torch"``); ``ultralif_loop/ultralif``
+                  in each run is how many times faster the fused scan is
 
 Timing: :func:`spikelab.bench.timing.time_interleaved` with ``torch.cuda.synchronize`` before every clock reading
 (one process, variants interleaved, medians). Memory: the peak the caching allocator reached during one
@@ -29,12 +33,13 @@ import importlib.util
 import os
 
 import torch
+from torch import nn
 
 from spikelab.errors import ConfigError
 from spikelab.training.memory import peak_allocated_bytes
-from .lif import _linears, build_variants
+from .lif import PEERS, _copy, _linears, build_variants
 from .memory import run_memory_benchmark
-from .timing import check_rounds, machine_state, summarize_times, time_interleaved, versions
+from .timing import check_rounds, machine_state, median_ratio, summarize_times, time_interleaved, versions
 
 SIZES, STEPS, BATCH = (4096, 8192, 16384), 500, 16
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
@@ -86,7 +91,9 @@ def run_gpu_benchmark(sizes=SIZES, steps: int = STEPS, batch: int = BATCH, preci
     load_before = os.getloadavg()[0]
     runs, missing, backend = [], {}, None
     for n in sizes:
-        variants, missing = build_variants(_linears((int(n), int(n)), seed, gain=1.0), "zero", device)
+        layers = _linears((int(n), int(n)), seed, gain=1.0)
+        variants, missing = build_variants(layers, "zero", device)
+        variants.update(_ultra_variants(layers, device))
         if "spikingjelly" in variants:
             backend = _spikingjelly_backend(variants["spikingjelly"][0], device)
         generator = torch.Generator().manual_seed(seed)
@@ -118,6 +125,19 @@ def run_gpu_benchmark(sizes=SIZES, steps: int = STEPS, batch: int = BATCH, preci
             f"published anchor: Spyx fp16 {PUBLISHED_BEST_MS} ms at n = 16384 on an RTX 4090 (no synchronisation)",
         ] + [f"{name} skipped: {why}" for name, why in missing.items()],
     }
+
+
+def _ultra_variants(layers, device) -> dict:
+    """``Linear`` + UltraLIF as its fused scan (``ultralif``) and as the torch loop of steps (``ultralif_loop``)."""
+    from spikelab.neurons.ultra import UltraLIF
+
+    variants = {}
+    for name, backend in (("ultralif", "auto"), ("ultralif_loop", "torch")):
+        ultra = UltraLIF()
+        ultra.backend = backend
+        net = nn.Sequential(*_copy(layers), ultra).to(device)
+        variants[name] = (net, lambda x, net=net: net(x).sum(0))
+    return variants
 
 
 def _spikingjelly_backend(net, device: torch.device) -> str:
@@ -168,14 +188,15 @@ def _run(variants: dict, x: torch.Tensor, precision: str, rounds: int, warmup: i
         result[name].update(summarize_times(times[name]["forward"], times[name]["backward"]))
     base = result.get("spikelab", {}).get("median_ms")
     return {"n": x.shape[-1], "precision": precision, "variants": result, "failed": failed,
-            "x_spikelab": {name: v["median_ms"] / base for name, v in result.items()} if base else {}}
+            "x_spikelab": {name: v["median_ms"] / base for name, v in result.items()} if base else {},
+            "ultralif_loop/ultralif": median_ratio(result, "ultralif_loop", "ultralif")}
 
 
 def _goals(runs: list[dict]) -> dict:
     """spikelab faster than every peer in each run; under the published 47 ms at n = 16384 (any precision)."""
     goals = {}
     for run in runs:
-        ratios = {name: r for name, r in run["x_spikelab"].items() if name not in ("spikelab", "floor")}
+        ratios = {name: r for name, r in run["x_spikelab"].items() if name in PEERS}
         goals[f"n={run['n']} {run['precision']}: spikelab faster than every peer"] = (
             all(r > 1 for r in ratios.values()) if ratios else None)
     best = [run["variants"]["spikelab"]["median_ms"] for run in runs
@@ -192,17 +213,19 @@ def format_gpu_table(result: dict) -> str:
              f"(torch {result['versions']['torch']}, triton {result['versions']['triton']})"]
     for run in result["runs"]:
         lines.append(f"n={run['n']} {run['precision']}")
-        lines.append(f"  {'variant':<13}{'fwd ms':>9}{'bwd ms':>9}{'total ms':>10}{'IQR':>18}"
+        lines.append(f"  {'variant':<15}{'fwd ms':>9}{'bwd ms':>9}{'total ms':>10}{'IQR':>18}"
                      f"{'x spikelab':>11}{'peak MiB':>10}{'spike rate':>11}")
         for name, v in run["variants"].items():
             q1, q3 = v["iqr_ms"]
             ratio = run["x_spikelab"].get(name)
             rate = "" if v["spike_rate"] is None else f"{v['spike_rate']:.2%}"
-            lines.append(f"  {name:<13}{v['forward_median_ms']:>9.2f}{v['backward_median_ms']:>9.2f}"
+            lines.append(f"  {name:<15}{v['forward_median_ms']:>9.2f}{v['backward_median_ms']:>9.2f}"
                          f"{v['median_ms']:>10.2f}{f'{q1:.2f}-{q3:.2f}':>18}"
                          f"{'' if ratio is None else f'{ratio:.2f}':>11}{v['peak_mib']:>10.1f}{rate:>11}")
         for name, why in run["failed"].items():
-            lines.append(f"  {name:<13}failed: {why}")
+            lines.append(f"  {name:<15}failed: {why}")
+        if run["ultralif_loop/ultralif"] is not None:
+            lines.append(f"  UltraLIF fused scan {run['ultralif_loop/ultralif']:.2f}x faster than its torch loop")
     memory = result["memory"]
     lines.append(f"activation memory of one training step, {'-'.join(map(str, memory['config']['sizes']))} LIF net, "
                  f"batch {memory['config']['batch']} (MiB): " + "; ".join(

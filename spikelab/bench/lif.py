@@ -263,3 +263,68 @@ def format_lif_table(result: dict) -> str:
     return "\n".join(lines + goal_lines(result))
 
 
+
+
+#: the Ultra layers timed by :func:`run_ultra_benchmark`, each with learnable eps (and tau where it has one)
+ULTRA_LAYERS = ("ultralif", "ultraplif", "ultradlif", "ultradplif")
+
+
+def run_ultra_benchmark(rounds: int = 30, warmup: int = 3, threads: int = 1, batch: int = 32, steps: int = 100,
+                        features: int = 256, seed: int = 0) -> dict:
+    """Time forward + backward of each UltraLIF-family layer, fused scan against the torch loop of steps.
+
+    Each layer (default parameters: learnable eps, learnable tau for UltraPLIF / UltraDPLIF) runs on the same
+    ``randn`` input ``(steps, batch, features)`` (the diffusive layers' rings along the features) with loss = the
+    sum of the spikes, once as ``backend="auto"`` (numba on the CPU, Triton on CUDA) and once as
+    ``backend="torch"`` (the step functions in a loop, under autograd), interleaved.
+
+    Returns:
+        A JSON-serialisable dict: ``config``, ``machine``, ``versions``, ``layers`` (per layer: ``fused`` and
+        ``loop`` times of :func:`~spikelab.bench.timing.summarize_times`, ``loop/fused``: how many times faster the
+        fused scan is, and ``max_abs_diff``: the largest difference of the spikes and of dL/dx between the two).
+    """
+    check_rounds(rounds)
+    from spikelab.neurons.ultra import ULTRA_NEURONS
+
+    load_before = os.getloadavg()[0]
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(steps, batch, features, generator=generator)
+    layers = {}
+    with torch_threads(threads):
+        for name in ULTRA_LAYERS:
+            variants = {}
+            for kind, backend in (("fused", "auto"), ("loop", "torch")):
+                layer = ULTRA_NEURONS[name]()
+                layer.backend = backend
+                variants[kind] = layer
+            check = {kind: _spikes_and_input_grad(layer, x) for kind, layer in variants.items()}
+            times = time_interleaved({kind: training_step(layer, lambda layer=layer: layer(x).sum())
+                                      for kind, layer in variants.items()}, rounds, warmup)
+            summary = {kind: summarize_times(times[kind]["forward"], times[kind]["backward"]) for kind in variants}
+            layers[name] = {**summary, "loop/fused": median_ratio(summary, "loop", "fused"),
+                            "max_abs_diff": max((a - b).abs().max().item()
+                                                for a, b in zip(check["fused"], check["loop"]))}
+    return {"config": {"rounds": rounds, "warmup": warmup, "threads": threads, "batch": batch, "steps": steps,
+                       "features": features, "seed": seed},
+            "machine": machine_state(load_before), "versions": versions("torch", "numba"), "layers": layers}
+
+
+def _spikes_and_input_grad(layer, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    x = x.clone().requires_grad_()
+    spikes = layer(x)
+    spikes.sum().backward()
+    layer.zero_grad(set_to_none=True)
+    return spikes.detach(), x.grad
+
+
+def format_ultra_table(result: dict) -> str:
+    """A plain-text table of :func:`run_ultra_benchmark`'s result."""
+    cfg = result["config"]
+    lines = [f"UltraLIF family, fused scan vs torch loop: batch {cfg['batch']}, T={cfg['steps']}, "
+             f"{cfg['features']} features, {cfg['threads']} thread(s), {cfg['rounds']} rounds (load average "
+             f"{result['machine']['load_average_1min'][0]:.2f} -> {result['machine']['load_average_1min'][1]:.2f})",
+             f"{'layer':<12}{'fused ms':>10}{'loop ms':>10}{'loop/fused':>12}{'max |diff|':>12}"]
+    for name, r in result["layers"].items():
+        lines.append(f"{name:<12}{r['fused']['median_ms']:>10.1f}{r['loop']['median_ms']:>10.1f}"
+                     f"{r['loop/fused']:>12.2f}{r['max_abs_diff']:>12.1e}")
+    return "\n".join(lines)

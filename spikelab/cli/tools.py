@@ -41,14 +41,16 @@ def add_commands(commands) -> None:
 
 
 def bench_lif(args) -> int:
-    from spikelab.bench import format_lif_table, format_memory_table, run_lif_benchmark, run_memory_benchmark
+    from spikelab.bench import (format_lif_table, format_memory_table, format_ultra_table, run_lif_benchmark,
+                                run_memory_benchmark, run_ultra_benchmark)
 
     speed = run_lif_benchmark(rounds=args.rounds or 30, threads=args.threads, reset=args.reset)
     memory = run_memory_benchmark(threads=args.threads)
+    ultra = run_ultra_benchmark(rounds=args.rounds or 30, threads=args.threads)
     if args.json:
-        print(json.dumps({"speed": speed, "memory": memory}, indent=2))
+        print(json.dumps({"speed": speed, "memory": memory, "ultra": ultra}, indent=2))
     else:
-        print(format_lif_table(speed) + "\n\n" + format_memory_table(memory))
+        print(format_lif_table(speed) + "\n\n" + format_memory_table(memory) + "\n\n" + format_ultra_table(ultra))
     return 0
 
 
@@ -90,7 +92,8 @@ def bench_stdp(args) -> int:
 #: ``spikelab bench TARGET``: the function that runs it and what it measures.
 BENCHMARKS = {
     "lif": (bench_lif, "700-256-256-20 LIF net, batch 32, T=100, forward+backward time vs snnTorch, SpikingJelly and "
-                       "the matmul floor; then BPTT vs SLTT peak memory at T=100 and 500"),
+                       "the matmul floor; then BPTT vs SLTT peak memory at T=100 and 500; then the UltraLIF family's fused "
+                       "scans vs their torch loop (batch 32, T=100, 256 features)"),
     "delays": (bench_delays, "DelayedLinear vs the DCLS package's Dcls1d in the SHD setting (140->256 and 256->256, "
                              "25 taps), time and peak memory"),
     "crossbar": (bench_crossbar, "simulated crossbar inference of a 700->256 layer on spikes (batch 32, T=100) vs "

@@ -61,13 +61,14 @@ def _one_hot(weight: Tensor, rounded: Tensor, taps: int) -> Tensor:
     return (_taps(taps, rounded) == rounded.t()).to(weight.dtype) * weight.t()
 
 
-def _gaussian_softmax(centre: Tensor, sigma: float, taps: int) -> Tensor:
+def _gaussian_softmax(centre: Tensor, sigma: float | Tensor, taps: int) -> Tensor:
     """``s[k, i, o] = softmax_k(-((k - centre[o, i]) / sigma)^2 / 2)`` ``(taps, in, out)``, underflow-safe."""
     z = (_taps(taps, centre) - centre.t().contiguous()).div_(sigma)
     return torch.softmax(z.square_().mul_(-0.5), dim=0)
 
 
-def _position_grad(grad: Tensor, s: Tensor, sw: Tensor, weight: Tensor, centre: Tensor, sigma: float) -> Tensor:
+def _position_grad(grad: Tensor, s: Tensor, sw: Tensor, weight: Tensor, centre: Tensor,
+                   sigma: float | Tensor) -> Tensor:
     """Gradient ``(out, in)`` to the tap centres of the Gaussian taps ``w * s``, from the kernel's gradient ``grad``
     and ``sw = sum_k grad * s`` (both tap-major): ``w / sigma * sum_k s (grad - sw) (k - centre) / sigma``."""
     t = (grad - sw).mul_(s).mul_(_taps(s.shape[0], centre) - centre.t().contiguous())
@@ -85,7 +86,7 @@ class _GaussianTaps(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, weight: Tensor, position: Tensor, sigma: float, taps: int) -> Tensor:
+    def forward(ctx, weight: Tensor, position: Tensor, sigma: float | Tensor, taps: int) -> Tensor:
         s = _gaussian_softmax(position, sigma, taps)                     # (taps, in, out), contiguous
         ctx.save_for_backward(weight, position, s)
         ctx.sigma = sigma
@@ -116,7 +117,7 @@ class _RoundedTaps(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, weight: Tensor, position: Tensor, sigma: float, taps: int) -> Tensor:
+    def forward(ctx, weight: Tensor, position: Tensor, sigma: float | Tensor, taps: int) -> Tensor:
         rounded = position.detach().round().clamp(0, taps - 1)
         ctx.save_for_backward(weight, rounded)
         ctx.sigma = sigma
@@ -142,7 +143,8 @@ def delay_kernel(weight: Tensor, position: Tensor, sigma: float | Tensor, max_de
         weight: synaptic weights ``(out, in)``.
         position: delays in steps ``(out, in)``, meant to lie in ``[0, max_delay]`` (not clamped here).
         sigma: Gaussian width in steps (> 0), or 0 for a one-hot tap at ``round(position)`` (clamped into range;
-            no gradient to ``position``).
+            no gradient to ``position``). A one-element tensor (a layer's schedule buffer) is used as it is, on
+            its device and unchecked: it must be > 0 (its value is never read on the host, so a GPU does not wait).
         max_delay: the longest delay ``D``; the kernel has ``D + 1`` taps, tap ``k`` = delay of ``k`` steps.
         straight_through: True (with ``sigma > 0``): the one-hot tap at ``round(position)`` forward, exactly as
             with ``sigma = 0``, and a straight-through gradient to ``position``: that of Gaussian taps of width
@@ -158,14 +160,16 @@ def delay_kernel(weight: Tensor, position: Tensor, sigma: float | Tensor, max_de
     if weight.shape != position.shape or weight.dim() != 2:
         raise ConfigError(f"weight and position must both be (out, in), got {tuple(weight.shape)} and "
                           f"{tuple(position.shape)}: give one delay per synapse")
-    if isinstance(sigma, Tensor) and sigma.numel() != 1:
-        raise ConfigError(f"sigma must be one width for the whole kernel, got a tensor of shape {tuple(sigma.shape)}")
-    sigma = float(sigma)
-    if not sigma >= 0 or (straight_through and sigma == 0):
+    if isinstance(sigma, Tensor):
+        if sigma.numel() != 1:
+            raise ConfigError(f"sigma must be one width for the whole kernel, got a tensor of shape "
+                              f"{tuple(sigma.shape)}")
+        sigma = sigma.detach().to(position.dtype).reshape(())
+    elif not sigma >= 0 or (straight_through and sigma == 0):
         raise ConfigError(f"sigma must be {'> 0 with straight_through' if straight_through else '>= 0'} (steps), "
                           f"got {sigma!r}")
     taps = max_delay + 1
-    if sigma == 0 or max_delay == 0:
+    if max_delay == 0 or not isinstance(sigma, Tensor) and sigma == 0:
         return _one_hot(weight, position.detach().round().clamp(0, max_delay), taps).permute(2, 1, 0)
     taps_function = _RoundedTaps if straight_through else _GaussianTaps
     return taps_function.apply(weight, position, sigma, taps).permute(2, 1, 0)

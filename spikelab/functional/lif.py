@@ -407,9 +407,10 @@ def _triton_ok(x: Tensor) -> bool:
     return x.device.type == "cuda" or (INTERPRETED and x.device.type == "cpu")
 
 
-def select_backend(x: Tensor, backend: str = "auto") -> str:
+def select_backend(x: Tensor, backend: str = "auto", scan: str = "the LIF scan") -> str:
     """The scan that runs ``x``: for ``"auto"``, numba on the CPU, Triton on CUDA where it is importable, torch ops
-    otherwise; a named backend is checked (ConfigError when it cannot run ``x``)."""
+    otherwise; a named backend is checked (ConfigError when it cannot run ``x``). ``scan`` names the caller in
+    the error of a missing Triton."""
     if backend not in BACKENDS:
         raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     if backend == "auto":
@@ -417,7 +418,7 @@ def select_backend(x: Tensor, backend: str = "auto") -> str:
     if backend == "numba" and not _numba_ok(x):
         raise ConfigError(f"the numba backend runs CPU tensors only, got {x.device}; use backend='auto' or 'torch'")
     if backend == "triton" and not _triton_ok(x):
-        require("triton", "the LIF scan's triton backend")
+        require("triton", f"{scan}'s triton backend")
         raise ConfigError(f"the triton backend runs float32/float16/bfloat16 CUDA tensors (or CPU tensors under "
                           f"TRITON_INTERPRET=1), got {x.device} {x.dtype}; use backend='auto' or 'torch'")
     return backend

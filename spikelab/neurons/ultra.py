@@ -14,6 +14,10 @@ layer               membrane (per step; spike ``s = sigmoid((V' - theta)/eps)``,
                     multiplicative centre term)
 ==================  ==========================================================================================
 
+``forward`` runs the whole sequence as one fused scan (:func:`~spikelab.functional.ultralif.ultra_sequence`,
+:func:`~spikelab.functional.ultralif.ultra_diffusive_sequence`: numba on CPU, Triton on CUDA, the step loop
+elsewhere; ``layer.backend`` names one, default ``"auto"``); ``step`` is one step of ordinary autograd ops.
+
 ``eps`` is one scalar per layer, learnable as ``exp(log_eps)``; learnable ``tau`` is ``exp(log_tau)``. The
 ranges ``eps in [0.1, 20]`` and ``log_tau in [-2.3, -0.01]`` are kept by :meth:`clamp_parameters`, which clamps the
 *parameters* in place and must run after every optimiser step. The forward pass also clamps their values with a
@@ -35,7 +39,8 @@ from torch import Tensor, nn
 from spikelab.errors import ConfigError, ExportError
 from spikelab.neurons.base import LIFDescription, Neuron
 from spikelab.spec import configurable
-from spikelab.functional.ultralif import (UltraState, fire, ultra_diffusive_membrane, ultra_membrane)
+from spikelab.functional.ultralif import (UltraState, fire, ultra_diffusive_membrane, ultra_diffusive_sequence,
+                                          ultra_membrane, ultra_sequence)
 
 EPS_RANGE = (0.1, 20.0)
 LOG_TAU_RANGE = (-2.3, -0.01)
@@ -55,13 +60,14 @@ def _real(name: str, value, positive: bool = False) -> float:
 
 
 class _Ultra(Neuron):
-    """Shared machinery: eps / tau parameters, the clamp, the sequence loop, recording and spike mode."""
+    """Shared machinery: eps / tau parameters, the clamp, the sequence scan, recording and spike mode."""
 
     diffusive = False
 
     def __init__(self, tau: float | None, threshold: float, eps: float, learn_eps: bool, learn_tau: bool):
         super().__init__()
         self.spike_mode = "soft"
+        self.backend = "auto"   # the sequence scan's implementation, see ultra_sequence (benchmarks set "torch")
         self.threshold = _real("threshold", threshold)
         eps = _real("eps", eps, positive=True)
         if not isinstance(learn_eps, bool):
@@ -143,14 +149,12 @@ class _Ultra(Neuron):
                               f"(T, B, {'F, ...' if self.diffusive else '...features'}), got "
                               f"{tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__}")
         hard, tau, eps = self._check_mode(), self._tau(), self._eps()
-        spikes, vs = [], []
-        for x_t in x:
-            s, v, state = self._advance(x_t, state, tau, eps, hard)
-            spikes.append(s)
-            vs.append(v)
-        spikes = torch.stack(spikes) if spikes else x.new_empty(x.shape)
-        if self.record:
-            self._keep(spikes=spikes, v=torch.stack(vs) if vs else x.new_empty(x.shape))
+        backend = getattr(self, "backend", "auto")  # (layers pickled before the attribute existed lack it)
+        if self.diffusive:
+            spikes, v, state = ultra_diffusive_sequence(x, eps, self.threshold, tau, hard, state, backend=backend)
+        else:
+            spikes, v, state = ultra_sequence(x, tau, eps, self.threshold, hard, state, backend=backend)
+        self._keep(spikes=spikes, v=v)
         return (spikes, state) if return_state else spikes
 
     def as_lif(self) -> LIFDescription:
