@@ -8,7 +8,8 @@ sequence ``(T, B, classes)`` the losses read.
 name       layers                                       meant for
 =========  ===========================================  =======================================
 ``mlp``    Flatten, [Linear, LIF] x hidden, Linear, LI  any input; demo set, N-MNIST (2312-256-10)
-``conv``   [Conv5x5, LIF, MaxPool2] x 2, Linear, LI     frames (C, H, W): N-MNIST, demo set
+``conv``   [Conv5x5, LIF, Max/AvgPool2] x 2, Linear, LI frames (C, H, W): N-MNIST, demo set; avg
+                                                        pooling exports to PyNN / SpiNNaker
 ``rsnn``   Flatten, Linear, recurrent LIF, Linear, LI   spike trains over channels: SHD
 ``shd-     Flatten, [DelayedLinear, BatchNorm, LIF,      SHD (Hammouamri et al. 2024): learned
 delays``   Dropout] x 2, DelayedLinear, LI              synaptic delays up to 24 steps
@@ -25,7 +26,7 @@ import math
 
 from .delays import DelayedLinear
 from .errors import ConfigError
-from .layers import BatchNorm1d, Conv2d, Dropout, Flatten, Linear, MaxPool2d, Sequential
+from .layers import AvgPool2d, BatchNorm1d, Conv2d, Dropout, Flatten, Linear, MaxPool2d, Sequential
 from .neurons import LIF, ULTRA_NEURONS, LeakyIntegrator, RecurrentLIF
 
 NEURONS = ("lif", *ULTRA_NEURONS)
@@ -55,9 +56,18 @@ def mlp(input_shape, num_classes, hidden=(256,), dropout=0.0, neuron="lif", neur
     return Sequential(*layers)
 
 
-def conv(input_shape, num_classes, channels=(12, 32), kernel_size=5, dropout=0.0, neuron="lif",
+POOLS = {"max": MaxPool2d, "avg": AvgPool2d}
+
+
+def conv(input_shape, num_classes, channels=(12, 32), kernel_size=5, pool="max", dropout=0.0, neuron="lif",
          neuron_options=None, readout_beta=0.9):
-    """Convolutional LIF network (snnTorch-tutorial style): ``[C k x k, LIF, MaxPool 2] x len(channels)``."""
+    """Convolutional LIF network (snnTorch-tutorial style): ``[C k x k, LIF, MaxPool 2] x len(channels)``.
+
+    ``pool``: ``"max"`` (default; spikes stay spikes) or ``"avg"`` (a fixed linear map, which the exporters fold
+    into the next convolution's synapses: the only one of the two PyNN / SpiNNaker can run).
+    """
+    if pool not in POOLS:
+        raise ConfigError(f"pool must be one of {', '.join(POOLS)}, got {pool!r}")
     if len(input_shape) != 3:
         raise ConfigError(f"model 'conv' needs frames (C, H, W), got input shape {tuple(input_shape)}; "
                           "use --model mlp or rsnn for channel data such as SHD")
@@ -71,7 +81,7 @@ def conv(input_shape, num_classes, channels=(12, 32), kernel_size=5, dropout=0.0
             raise ConfigError(f"input {tuple(input_shape)} is too small for {len(channels)} conv blocks of "
                               f"kernel {kernel_size}; use less downsampling or fewer channels")
         layers += [Conv2d(in_channels, out_channels, kernel_size), _neuron(neuron, options, conv_shape),
-                   MaxPool2d(2)]
+                   POOLS[pool](2)]
         in_channels = out_channels
     layers.append(Flatten())
     if dropout:
@@ -131,12 +141,41 @@ def shd_delays(input_shape, num_classes, hidden=(256, 256), max_delay=24, delays
 
 MODELS = {"mlp": mlp, "conv": conv, "rsnn": rsnn, "shd-delays": shd_delays}
 
+#: Model and training options of ``spikelab train`` where neither the command line nor the tables below set them.
+GENERIC_DEFAULTS = {"hidden": (256,), "dropout": 0.0, "beta": 0.9, "readout_beta": 0.9, "slope": None,
+                    "loss": "mean_membrane", "batch_size": 64, "lr": 2e-3, "weight_decay": 0.0, "scheduler": "cosine",
+                    "epochs": 20}
+
 #: Options a model is published with, used where the command line does not set them.
 MODEL_DEFAULTS = {
     "shd-delays": {"hidden": (256, 256), "dropout": 0.4, "beta": DCLS_BETA, "readout_beta": DCLS_BETA, "slope": 5.0,
                    "loss": "summed_softmax", "batch_size": 256, "epochs": 150, "lr": 1e-3, "weight_decay": 1e-5,
                    "scheduler": "onecycle", "channel_group": 5},
 }
+
+#: The model ``spikelab train --dataset NAME`` builds when ``--model`` is not given, with the options measured
+#: best for it on that dataset (N-MNIST: ``experiments/nmnist_sample.py``); they apply to that model only. The
+#: binning (dt, duration, pooling) is the dataset's: :data:`spikelab.datasets.DATASET_DEFAULTS`.
+DATASET_MODELS = {
+    "demo": {"model": "mlp", "epochs": 15},
+    "nmnist": {"model": "mlp", "hidden": (256,), "epochs": 20},
+    "shd": {"model": "mlp"},
+}
+
+
+def training_defaults(dataset: str, model: str | None = None) -> dict:
+    """The ``model`` (None: the dataset's default model) and the defaults of every option in
+    :data:`GENERIC_DEFAULTS` for ``spikelab train --dataset dataset``: the dataset's own settings
+    (:data:`DATASET_MODELS`) if the model is the dataset's default model, else the model's published ones
+    (:data:`MODEL_DEFAULTS`), else the generic ones."""
+    if dataset not in DATASET_MODELS:
+        raise ConfigError(f"unknown dataset {dataset!r}; choose one of {', '.join(sorted(DATASET_MODELS))}")
+    tuned = DATASET_MODELS[dataset]
+    model = tuned["model"] if model is None else model
+    if model not in MODELS:
+        raise ConfigError(f"unknown model {model!r}; choose one of {', '.join(MODELS)} (see `spikelab models`)")
+    return {**GENERIC_DEFAULTS, **MODEL_DEFAULTS.get(model, {}), **(tuned if model == tuned["model"] else {}),
+            "model": model}
 
 
 def build_model(name: str, input_shape, num_classes: int, dt: float | None = None, **options):

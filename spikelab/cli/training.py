@@ -47,6 +47,7 @@ def _ints(text: str) -> tuple[int, ...]:
 
 def _add_data_options(parser, for_eval=False):
     from spikelab.datasets import DATASET_DEFAULTS
+    from spikelab.models import MODEL_DEFAULTS
 
     group = parser.add_argument_group("data")
     group.add_argument("--dataset", choices=sorted(DATASET_DEFAULTS), default=None if for_eval else "demo",
@@ -60,15 +61,20 @@ def _add_data_options(parser, for_eval=False):
                        help="skip corrupt files and report how many, instead of stopping at the first")
     if for_eval:
         return
-    group.add_argument("--dt", type=float, help="time-bin width in ms (default per dataset: 10)")
+    def per_dataset(key):
+        return "default per dataset: " + ", ".join(f"{name} {_show(values[key])}" for name, values
+                                                   in DATASET_DEFAULTS.items() if key in values)
+
+    group.add_argument("--dt", type=float, help=f"time-bin width in ms ({per_dataset('dt')})")
     group.add_argument("--time-bins", type=int,
                        help="T bins of duration/T ms each instead of --dt; 1 collapses each recording into one frame")
     group.add_argument("--duration", type=float,
-                       help="ms of each recording to use, T = duration / dt (default: nmnist/demo 300, shd 1000)")
+                       help=f"ms of each recording to use, T = duration / dt ({per_dataset('duration')})")
     group.add_argument("--downsample", type=int,
-                       help="N-MNIST/demo spatial pooling factor, 34x34 -> ceil(34/k) (default: nmnist 1, demo 2)")
+                       help=f"N-MNIST/demo spatial pooling factor, 34x34 -> ceil(34/k) ({per_dataset('downsample')})")
     group.add_argument("--channel-group", type=int,
-                       help="SHD: sum groups of this many adjacent channels, e.g. 5: 700 -> 140 (default 1; shd-delays 5)")
+                       help="SHD: sum groups of this many adjacent channels, e.g. 5: 700 -> 140 "
+                            f"({per_dataset('channel_group')}; shd-delays {MODEL_DEFAULTS['shd-delays']['channel_group']})")
     group.add_argument("--counts", action="store_true",
                        help="feed event counts per bin instead of binary spikes (not exportable to hardware)")
     group.add_argument("--val-fraction", type=float, default=0.1,
@@ -78,26 +84,35 @@ def _add_data_options(parser, for_eval=False):
 def _add_train_parser(commands):
     from spikelab.functional.lif import REFRACTORY_STEPS, RESETS
     from spikelab.functional.surrogate import SURROGATES
-    from spikelab.models import MODELS, NEURONS
+    from spikelab.models import DATASET_MODELS, MODELS, NEURONS, POOLS
     from spikelab.neurons.lif import LEARN_BETA
     from spikelab.training import LOSSES, MODES
     from spikelab.training.trainer import OPTIMIZERS, PRECISIONS, SCHEDULERS
 
-    parser = commands.add_parser("train", help="train a spiking network", epilog=EPILOG,
-                                 description="Train a spiking network; checkpoints, metrics and plots go to --out.")
+    parser = commands.add_parser(
+        "train", help="train a spiking network", epilog=EPILOG,
+        description="Train a spiking network; checkpoints, metrics and plots go to --out. Without --model, each "
+                    "dataset trains its default model with the settings measured best for it, where the command line "
+                    "sets none (spikelab.models.DATASET_MODELS; binning: spikelab.datasets.DATASET_DEFAULTS): "
+                    + "; ".join(dataset_defaults()) + ".")
     _add_data_options(parser)
     model = parser.add_argument_group("model")
-    model.add_argument("--model", choices=sorted(MODELS), default="mlp", help="architecture (default mlp; see `spikelab models`)")
-    model.add_argument("--hidden", type=_ints, help="hidden layer sizes, comma-separated (default 256; shd-delays 256,256)")
+    model.add_argument("--model", choices=sorted(MODELS),
+                       help="architecture (default per dataset: " + ", ".join(
+                           f"{dataset} {tuned['model']}" for dataset, tuned in DATASET_MODELS.items())
+                       + "; see `spikelab models`)")
+    model.add_argument("--hidden", type=_ints, help=f"hidden layer sizes, comma-separated ({_default_help('hidden')})")
     model.add_argument("--channels", type=_ints, default=(12, 32), help="conv model: channels per block (default 12,32)")
+    model.add_argument("--pool", choices=POOLS, default="max",
+                       help="conv model: pooling after each block: max (default) or avg (exports to PyNN / SpiNNaker)")
     model.add_argument("--dropout", type=float,
-                       help="dropout after each hidden layer, one mask per sequence (default 0; shd-delays 0.4)")
+                       help=f"dropout after each hidden layer, one mask per sequence ({_default_help('dropout')})")
     model.add_argument("--neuron", choices=NEURONS, default="lif",
                        help="spiking neuron: lif (surrogate gradient, default) or the UltraLIF family (smooth "
                             "max-plus neurons, no surrogate): ultralif, ultraplif (learnable tau), ultradlif "
                             "(neighbour coupling), ultradplif")
     model.add_argument("--beta", type=float,
-                       help="membrane decay per step, in [0, 1); Ultra neurons: their tau (default 0.9; shd-delays 0.005)")
+                       help=f"membrane decay per step, in [0, 1); Ultra neurons: their tau ({_default_help('beta')})")
     model.add_argument("--learn-beta", choices=["no" if mode is False else mode for mode in LEARN_BETA], default="no",
                        help="learn the decay: one per layer or one per neuron (default no)")
     model.add_argument("--threshold", type=float, default=1.0, help="firing threshold (default 1.0)")
@@ -114,7 +129,7 @@ def _add_train_parser(commands):
     model.add_argument("--fixed-eps", action="store_true", help="Ultra neurons: keep eps fixed instead of learning it")
     model.add_argument("--readout-beta", type=float,
                        help="leak of the non-spiking readout; 0 makes the output the last layer averaged over T "
-                            "(default 0.9; shd-delays 0.005)")
+                            f"({_default_help('readout_beta')})")
     delays = parser.add_argument_group("delays (model shd-delays)")
     delays.add_argument("--max-delay", type=int, default=24, help="largest synaptic delay in time steps (default 24)")
     exclusive = parser.add_mutually_exclusive_group()  # (argparse deprecates nesting it in a group)
@@ -129,16 +144,17 @@ def _add_train_parser(commands):
                             "for models that attach rules")
     train.add_argument("--sltt-k", type=int, default=2, help="steps backpropagated per batch in sltt-k mode (default 2)")
     train.add_argument("--loss", choices=sorted(LOSSES),
-                       help="mean_membrane (default): CE on mean readout membrane; spike_count; summed_softmax "
-                            "(shd-delays' default); per_step")
-    train.add_argument("--epochs", type=int, help="epochs (default: demo 15, shd-delays 150, otherwise 20)")
-    train.add_argument("--batch-size", type=int, help="samples per batch (default 64; shd-delays 256)")
-    train.add_argument("--lr", type=float, help="learning rate (default 2e-3; shd-delays 1e-3)")
+                       help="mean_membrane: CE on mean readout membrane; spike_count; summed_softmax; per_step "
+                            f"({_default_help('loss')})")
+    train.add_argument("--epochs", type=int, help=f"epochs ({_default_help('epochs')})")
+    train.add_argument("--batch-size", type=int, help=f"samples per batch ({_default_help('batch_size')})")
+    train.add_argument("--lr", type=float, help=f"learning rate ({_default_help('lr')})")
     train.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="adam", help="optimiser (default adam)")
     train.add_argument("--scheduler", choices=SCHEDULERS,
-                       help="learning-rate schedule over the epochs (default cosine; shd-delays onecycle: up to 5x "
-                            "--lr and down for the weights, cosine for the delay positions, as published)")
-    train.add_argument("--weight-decay", type=float, help="L2 weight decay (default 0; shd-delays 1e-5)")
+                       help="learning-rate schedule over the epochs; onecycle: up to 5x --lr and down for the "
+                            "weights, cosine for the delay positions, as published for shd-delays "
+                            f"({_default_help('scheduler')})")
+    train.add_argument("--weight-decay", type=float, help=f"L2 weight decay ({_default_help('weight_decay')})")
     train.add_argument("--grad-clip", type=float, default=None, help="clip the gradient norm (default: off)")
     train.add_argument("--train-noise", choices=("pcm", "rram"), default=None,
                        help="noise-aware training: the crossbar device's programming noise in every forward pass "
@@ -162,22 +178,51 @@ def _add_train_parser(commands):
     return parser
 
 
-GENERIC_DEFAULTS = {"hidden": (256,), "dropout": 0.0, "beta": 0.9, "readout_beta": 0.9, "slope": None,
-                    "loss": "mean_membrane", "batch_size": 64, "lr": 2e-3, "weight_decay": 0.0, "scheduler": "cosine"}
+def _show(value) -> str:
+    if isinstance(value, (tuple, list)):
+        return ",".join(map(str, value))
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _default_help(key: str) -> str:
+    """``default G; MODEL M; DATASET's MODEL D`` for a training option, read from the tables of spikelab.models."""
+    from spikelab.models import DATASET_MODELS, GENERIC_DEFAULTS, MODEL_DEFAULTS
+
+    generic = GENERIC_DEFAULTS[key]
+    parts = [f"default {_show(generic)}"]
+    parts += [f"{model} {_show(values[key])}" for model, values in MODEL_DEFAULTS.items()
+              if values.get(key, generic) != generic]
+    parts += [f"{dataset}'s {tuned['model']} {_show(tuned[key])}" for dataset, tuned in DATASET_MODELS.items()
+              if tuned.get(key, generic) != generic]
+    return "; ".join(parts)
+
+
+def dataset_defaults() -> list[str]:
+    """One line per dataset: the model ``spikelab train --dataset NAME`` builds without --model, the options
+    the dataset sets for it, and the dataset's binning (from DATASET_MODELS and DATASET_DEFAULTS)."""
+    from spikelab.datasets import DATASET_DEFAULTS
+    from spikelab.models import DATASET_MODELS
+
+    lines = []
+    for dataset, tuned in DATASET_MODELS.items():
+        options = "".join(f", {key.replace('_', ' ')} {_show(value)}" for key, value in tuned.items() if key != "model")
+        binning = ", ".join(f"{key.replace('_', ' ')} {_show(value)}{' ms' if key in ('dt', 'duration') else ''}"
+                            for key, value in DATASET_DEFAULTS[dataset].items())
+        lines.append(f"{dataset}: {tuned['model']}{options} ({binning})")
+    return lines
 
 
 def _fill_defaults(args) -> None:
-    """Options left unset take the model's published value (models.MODEL_DEFAULTS), else the generic one."""
-    from spikelab.models import MODEL_DEFAULTS
+    """The model and options left unset take their default for the dataset and model (models.training_defaults)."""
+    from spikelab.models import GENERIC_DEFAULTS, training_defaults
 
-    published = MODEL_DEFAULTS.get(args.model, {})
-    for key, generic in GENERIC_DEFAULTS.items():
+    defaults = training_defaults(args.dataset, args.model)
+    args.model = defaults["model"]
+    for key in GENERIC_DEFAULTS:
         if getattr(args, key) is None:
-            setattr(args, key, published.get(key, generic))
-    if args.epochs is None:
-        args.epochs = published.get("epochs", 15 if args.dataset == "demo" else 20)
+            setattr(args, key, defaults[key])
     if args.channel_group is None and args.dataset == "shd":
-        args.channel_group = published.get("channel_group")
+        args.channel_group = defaults.get("channel_group")
     if args.model != "shd-delays" and (args.fixed_delays or args.no_delays):
         raise ConfigError("--fixed-delays and --no-delays apply to --model shd-delays only")
     if args.train_noise is not None and args.mode != "bptt":
@@ -211,8 +256,9 @@ def _run_folder(args) -> Path:
     return base.parent / f"{base.name}-{number}"
 
 
-def _run_config(args):
-    """Everything that defines a run (:class:`spikelab.run.RunConfig`, stored in every checkpoint)."""
+def run_config(args):
+    """Everything that defines a run (:class:`spikelab.run.RunConfig`, stored in every checkpoint), from parsed
+    ``spikelab train`` arguments; what they leave unset takes its default (:func:`spikelab.models.training_defaults`)."""
     from spikelab.run import RunConfig
 
     _fill_defaults(args)
@@ -227,7 +273,7 @@ def _run_config(args):
     model_options = dict(hidden=list(args.hidden), dropout=args.dropout, neuron=args.neuron,
                          neuron_options=neuron_options, readout_beta=args.readout_beta)
     if args.model == "conv":
-        model_options["channels"] = list(args.channels)
+        model_options.update(channels=list(args.channels), pool=args.pool)
         del model_options["hidden"]
     if args.model == "shd-delays":
         model_options.update(max_delay=args.max_delay,
@@ -255,6 +301,7 @@ def train(args) -> int:
     from spikelab.training.distributed import join_process_group, main_process_first
 
     started = time.perf_counter()
+    _fill_defaults(args)
     out = _run_folder(args)
     resume = args.resume and (out / "last.pt").exists()
     if args.resume and not resume:
@@ -265,7 +312,7 @@ def train(args) -> int:
         config = RunConfig.from_dict(load_checkpoint(out / "last.pt")["config"]["run"])
         print(f"resuming {out} from its last checkpoint (with the options it was started with)")
     else:
-        config = _run_config(args)
+        config = run_config(args)
     trainer_options = config.trainer
     torch.manual_seed(config.seed)
     with main_process_first(join_process_group(args.device)):  # under torchrun: rank 0 builds the caches
@@ -369,6 +416,9 @@ def list_models(args) -> int:
 
     for name, builder in MODELS.items():
         print(f"{name:11s} {builder.__doc__.strip().splitlines()[0]}")
+    print("\ndefault per dataset (`spikelab train --dataset NAME` without --model):")
+    for line in dataset_defaults():
+        print(f"  {line}")
     return 0
 
 
