@@ -23,6 +23,9 @@ variant. ``reset="subtract"`` runs the same benchmark with snnTorch's subtractiv
 
 Timing: :mod:`spikelab.bench.timing` (one process, interleaved rounds, medians). The result is a plain dict
 (JSON-serialisable); nothing is printed.
+
+:func:`run_ultra_benchmark` times the UltraLIF family's fused scans against their torch loop of steps in the same
+way (one layer each, forward + backward).
 """
 from __future__ import annotations
 
