@@ -16,9 +16,9 @@ backward pass recomputes each step's reset membrane from the saved trace with th
 pass, so it sees the forward's numbers exactly.
 
 Speed: without Intel's SVML numba does not vectorise ``exp`` / ``log`` (each is a scalar libm call), so the kernels
-keep their count low: per unit and step, three forward and two backward (temporal), five forward and five backward
-(diffusive), by carrying each step's spike to the next iteration and reusing the log-sum-exp's exponentials as its
-weights.
+keep their count low: per unit and step, three forward and two backward (temporal), four forward and four backward
+(diffusive), by carrying each step's spike to the next iteration, skipping the largest term's ``exp(0)`` and reusing
+the log-sum-exp's exponentials as its weights.
 """
 import numba
 import numpy as np
@@ -44,11 +44,16 @@ def _lse2(a, b, eps, ie, one):
 
 
 @numba.njit(inline="always", **_JIT)
-def _lse3(p, q, r, eps, ie):
+def _lse3(p, q, r, eps, ie, one):
     """``(LSE, ep, eq, er, total)``: the three-term log-sum-exp shifted by its largest term ``m``, each term's
-    ``exp((X - m) / eps)`` and their sum (term ``k``'s weight is ``e_k / total``)."""
-    m = max(p, max(q, r))
-    ep, eq, er = np.exp((p - m) * ie), np.exp((q - m) * ie), np.exp((r - m) * ie)
+    ``exp((X - m) / eps)`` (1 for the largest: two ``exp`` calls) and their sum (term ``k``'s weight is
+    ``e_k / total``)."""
+    if p >= q and p >= r:
+        m, ep, eq, er = p, one, np.exp((q - p) * ie), np.exp((r - p) * ie)
+    elif q >= r:
+        m, ep, eq, er = q, np.exp((p - q) * ie), one, np.exp((r - q) * ie)
+    else:
+        m, ep, eq, er = r, np.exp((p - r) * ie), np.exp((q - r) * ie), one
     total = ep + eq + er
     return m + eps * np.log(total), ep, eq, er, total
 
@@ -143,7 +148,7 @@ def ultra_diffusive_forward(x, v0, centre, eps, thr, hard, one, s, u, v_last):
             for f in range(F):
                 fl, fr = (f + F - 1) % F, (f + 1) % F
                 for r in range(R):
-                    w = _lse3(vp[b, fl, r], centre * vp[b, f, r], vp[b, fr, r], eps, ie)[0] + x[t, b, f, r]
+                    w = _lse3(vp[b, fl, r], centre * vp[b, f, r], vp[b, fr, r], eps, ie, one)[0] + x[t, b, f, r]
                     spike = _spike(w, ie, thr, hard, one)[0]
                     u[t, b, f, r] = w
                     s[t, b, f, r] = spike
@@ -200,7 +205,7 @@ def ultra_diffusive_backward(gs, gu, gv_last, u, x, v0, centre, eps, thr, hard, 
                 for r in range(R):
                     g = pc[b, f, r]
                     left, mid, right = vp[b, fl, r], centre * vp[b, f, r], vp[b, fr, r]
-                    lse, el, em, er, total = _lse3(left, mid, right, eps, ie)
+                    lse, el, em, er, total = _lse3(left, mid, right, eps, ie, one)
                     scale = g / total
                     gl, gm, gr = el * scale, em * scale, er * scale
                     geps[b, f, r] += (g * lse - gl * left - gm * mid - gr * right) * ie

@@ -77,6 +77,7 @@ name           unit            default    meaning
 from __future__ import annotations
 
 import math
+import numbers
 from typing import NamedTuple
 
 import numpy as np
@@ -252,7 +253,7 @@ def _layer_value(name: str, value):
                               f"a {value.dtype} tensor of shape {tuple(value.shape)}; run per-unit values with the "
                               f"step functions (ultra_step, ultra_diffusive_step)")
         return value.reshape(())
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
         raise ConfigError(f"{name} must be a finite float > 0, got {value!r}")
     return float(value)
 
