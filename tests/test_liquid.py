@@ -42,8 +42,9 @@ def test_topology_sizes_and_fractions(nalsm1000):
     pre_kind = topo.kind[topo.pre]
     assert np.all(np.abs(topo.weight) == 3.0)
     assert np.all(topo.weight[pre_kind == EXCITATORY] == 3.0) and np.all(topo.weight[pre_kind == INHIBITORY] == -3.0)
-    assert np.all((topo.w_min <= topo.weight) & (topo.weight <= topo.w_max))
-    assert np.all(topo.w_max[pre_kind == INHIBITORY] == 0) and np.all(topo.w_min[pre_kind == EXCITATORY] == 0)
+    assert np.all((topo.w_min[topo.pre] <= topo.weight) & (topo.weight <= topo.w_max[topo.pre]))
+    assert np.all(topo.w_max[topo.kind == INHIBITORY] == 0) and np.all(topo.w_min[topo.kind == EXCITATORY] == 0)
+    assert np.all(topo.w_min[topo.kind == INPUT] == -3) and np.all(topo.w_max[topo.kind == INPUT] == 3)
     # sorted by (post, pre): the CSR pointers give each neuron's incoming and outgoing synapses
     assert np.all(np.diff(topo.post.astype(np.int64) * topo.n_total + topo.pre) > 0)
     index = topo.csr()
@@ -102,8 +103,8 @@ def pair_topology(test_weight, pre_kind=EXCITATORY):
     pre = np.array([0, 1, 2], dtype=np.int32)      # sorted by (post, pre)
     post = np.array([0, 1, 1], dtype=np.int32)
     weight = np.array([30.0, 30.0, test_weight], dtype=np.float32)
-    w_min = np.array([-30, -30, 0 if pre_kind == EXCITATORY else -3], dtype=np.float32)
-    w_max = np.array([30, 30, 3 if pre_kind == EXCITATORY else 0], dtype=np.float32)
+    w_min = np.array([-30, -30, 0 if pre_kind == EXCITATORY else -3, 0], dtype=np.float32)   # per unit
+    w_max = np.array([30, 30, 3 if pre_kind == EXCITATORY else 0, 3], dtype=np.float32)
     return LiquidTopology(shape=(2, 1, 1), n_input=2, kind=kind, positions=np.zeros((2, 3)), pre=pre, post=post,
                           weight=weight, w_min=w_min, w_max=w_max)
 

@@ -18,12 +18,13 @@ _JIT = dict(cache=True, nogil=True, error_model="numpy")
 
 @numba.njit(**_JIT)
 def _sample(x, b, w, spikes, counts, astro, pre, out_post, pre_ptr, by_pre, post_ptr, kind, w_min, w_max, params,
-            flags, v, refractory, u, spiked, trace, fired, current):
+            flags, v, refractory, u, spiked, trace, gain, low, high, fired, current):
     """Run sample ``b`` of ``x`` ``(T, B, n_input)`` from rest on weights ``w`` (changed in place when plastic).
 
     ``current[i]`` is kept equal to ``sum_j w_ij u_j`` (``u_j`` = ``k0 r^d``, ``d`` steps since j's latest spike)
     without visiting every synapse: each step scales it by ``r``, swaps the term of each unit that spiked
-    (``k0 - r u_j`` per unit weight) and adds ``dw u_j`` for each weight STDP changed.
+    (``k0 - r u_j`` per unit weight) and adds ``dw u_j`` for each weight that depression changed; a neuron that
+    spiked has all its incoming weights potentiated, and its sum is taken afresh then.
     """
     steps, _, n_in = x.shape
     n_total = kind.shape[0]
@@ -35,6 +36,7 @@ def _sample(x, b, w, spikes, counts, astro, pre, out_post, pre_ptr, by_pre, post
     t_rfr, stdp, astro_on, record = flags[0], flags[1], flags[2], flags[3]
     zero = tau_v - tau_v
     one = zero + 1
+    inf = one / zero
     for k in range(n_total):
         v[k] = zero
         refractory[k] = 0
@@ -81,31 +83,30 @@ def _sample(x, b, w, spikes, counts, astro, pre, out_post, pre_ptr, by_pre, post
         if stdp:
             if not astro_on:
                 a = eta
+            for k in range(n_total):          # what each unit's trace adds to its synapses onto a fired neuron,
+                gain[k] = (-a if kind[k] == 2 else eta) * trace[k]
+                low[k] = -inf if spiked[k] else w_min[k]     # and their bounds: none where an LTD term follows
+                high[k] = inf if spiked[k] else w_max[k]
             for f in range(n_fired):          # LTP side: the fired neuron is postsynaptic
                 g = fired[f]
                 if g >= n_in:
                     i = g - n_in
+                    total = zero              # its current, summed afresh over the updated weights
                     for syn in range(post_ptr[i], post_ptr[i + 1]):
                         j = pre[syn]
-                        tj = trace[j]
-                        if tj == zero:       # j has not spiked in this sample: no change
-                            continue
-                        rate = -a if kind[j] == 2 else eta
-                        old = w[syn]
-                        z = old + rate * tj
-                        if not spiked[j]:     # no LTD term follows: clip now
-                            z = min(max(z, w_min[syn]), w_max[syn])
+                        z = min(max(w[syn] + gain[j], low[j]), high[j])
                         w[syn] = z
-                        current[i] += (z - old) * u[j]
+                        total += z * u[j]
+                    current[i] = total
             for f in range(n_fired):          # LTD side: the fired neuron is presynaptic
                 j = fired[f]
                 rate = eta if kind[j] == 2 else -a
-                uj = u[j]
+                uj, lo, hi = u[j], w_min[j], w_max[j]
                 for q in range(pre_ptr[j], pre_ptr[j + 1]):
                     syn = by_pre[q]
                     i = out_post[q]
                     old = w[syn]
-                    z = min(max(old + rate * trace[n_in + i], w_min[syn]), w_max[syn])
+                    z = min(max(old + rate * trace[n_in + i], lo), hi)
                     w[syn] = z
                     current[i] += (z - old) * uj
             for f in range(n_fired):          # x <- decay * (x + increment * s), in that order
@@ -132,11 +133,14 @@ def run_sequential(x, w, weights_out, spikes, counts, astro, pre, out_post, pre_
     u = np.empty(n_total, w.dtype)
     spiked = np.empty(n_total, np.uint8)
     trace = np.empty(n_total, w.dtype)
+    gain = np.empty(n_total, w.dtype)
+    low = np.empty(n_total, w.dtype)
+    high = np.empty(n_total, w.dtype)
     fired = np.empty(n_total, np.int64)
     current = np.empty(n_liquid, w.dtype)
     for b in range(x.shape[1]):
         _sample(x, b, w, spikes, counts, astro, pre, out_post, pre_ptr, by_pre, post_ptr, kind, w_min, w_max,
-                params, flags, v, refractory, u, spiked, trace, fired, current)
+                params, flags, v, refractory, u, spiked, trace, gain, low, high, fired, current)
 
 
 @numba.njit(parallel=True, **_JIT)
@@ -156,12 +160,15 @@ def run_independent(x, w, weights_out, spikes, counts, astro, pre, out_post, pre
         u = np.empty(n_total, w.dtype)
         spiked = np.empty(n_total, np.uint8)
         trace = np.empty(n_total, w.dtype)
+        gain = np.empty(n_total, w.dtype)
+        low = np.empty(n_total, w.dtype)
+        high = np.empty(n_total, w.dtype)
         fired = np.empty(n_total, np.int64)
         current = np.empty(n_liquid, w.dtype)
         for b in range(c, batch, chunks):
             if plastic:
                 own[:] = w
             _sample(x, b, own, spikes, counts, astro, pre, out_post, pre_ptr, by_pre, post_ptr, kind, w_min, w_max,
-                    params, flags, v, refractory, u, spiked, trace, fired, current)
+                    params, flags, v, refractory, u, spiked, trace, gain, low, high, fired, current)
             if keep:
                 weights_out[b, :] = own

@@ -24,7 +24,7 @@ liquid synapse ``j -> i``, with ``x`` the traces *before* this step's update)::
 
     pre j excitatory or input:  W_ij <- W_ij + eta_+ x_j s_i - A x_i s_j
     pre j inhibitory:           W_ij <- W_ij - A x_j s_i + eta_+ x_i s_j
-    W_ij <- clip(W_ij, w_min_ij, w_max_ij)
+    W_ij <- clip(W_ij, w_min_j, w_max_j)                      bounds by presynaptic unit
     x_k  <- m (x_k + a s_k),   m = exp(-1 / trace_tau)         (spikelab.functional.plasticity.trace_step)
 
 **Astrocyte** (one per liquid; its state ``A`` is the LTD rate; ``S_liquid``, ``S_input`` this step's spike
@@ -219,8 +219,8 @@ def _reference_batch(x: Tensor, w: Tensor, topology, neuron: LiquidParameters,
     post = torch.as_tensor(topology.post, dtype=torch.long)
     kind = torch.as_tensor(topology.kind, dtype=torch.long)
     inhibitory_pre = kind[pre] == 2
-    w_min = torch.as_tensor(topology.w_min, dtype=dtype)
-    w_max = torch.as_tensor(topology.w_max, dtype=dtype)
+    w_min = torch.as_tensor(topology.w_min, dtype=dtype)[pre]
+    w_max = torch.as_tensor(topology.w_max, dtype=dtype)[pre]
     scalar = lambda value: torch.tensor(value, dtype=torch.float64).to(dtype)   # noqa: E731 (the kernel's rounding)
     tau_v, threshold, bias = scalar(neuron.tau_v), scalar(neuron.threshold), scalar(neuron.bias)
     current_in = scalar(neuron.input_current)

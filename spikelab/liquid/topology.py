@@ -68,7 +68,8 @@ class LiquidTopology:
 
     ``kind`` ``(n_total,)`` int8: :data:`INPUT`, :data:`EXCITATORY` or :data:`INHIBITORY`; ``positions``
     ``(n_liquid, 3)`` grid coordinates; ``pre`` (global index), ``post`` (liquid index), ``weight`` (initial) per
-    synapse, sorted by ``(post, pre)``; ``w_min`` / ``w_max`` per synapse (by presynaptic kind).
+    synapse, sorted by ``(post, pre)``; ``w_min`` / ``w_max`` ``(n_total,)``: the bounds of every synapse from
+    each unit (NALSM: by the unit's kind).
     """
 
     shape: tuple
@@ -204,8 +205,7 @@ def grid_liquid(shape=(10, 10, 10), n_input: int = NMNIST_INPUTS, input_density:
     w = np.concatenate([in_w, rec_w]).astype(np.float32)
     order = np.lexsort((pre, post))
     pre, post, w = pre[order], post[order], w[order]
-    pre_kind = kind[pre]
-    w_min = np.where(pre_kind == EXCITATORY, 0.0, -weight).astype(np.float32)
-    w_max = np.where(pre_kind == INHIBITORY, 0.0, weight).astype(np.float32)
+    w_min = np.where(kind == EXCITATORY, 0.0, -weight).astype(np.float32)
+    w_max = np.where(kind == INHIBITORY, 0.0, weight).astype(np.float32)
     return LiquidTopology(shape=shape, n_input=int(n_input), kind=kind, positions=positions, pre=pre, post=post,
                           weight=w, w_min=w_min, w_max=w_max, seed=int(seed))
