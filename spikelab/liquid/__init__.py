@@ -7,6 +7,11 @@ module              what is there
                     ``LiquidTopology`` (sparse index arrays, ``csr()``), ``liquid_shape``
 :mod:`.machine`     ``LiquidStateMachine`` (``nn.Module``: ``forward`` plastic or frozen, independent or
                     sequential batches; ``learn``; ``save`` / ``load``)
+:mod:`.readout`     ``liquid_features`` (counts, binned rates, filtered traces), ``normalise`` (NALSM's L1 then
+                    training max), ``LinearReadout`` (``fit_ridge`` closed form, ``fit_gradient`` Adadelta with
+                    the epoch chosen on validation)
+:mod:`.protocol`    NALSM's three phases: ``NALSMConfig``, ``initialise_liquid``, ``extract_features``,
+                    ``fit_readout``, ``run_nalsm`` -> ``NALSMResult``
 ==================  ==========================================================================================
 
 The neuron, the STDP rule with its astrocyte and the batch semantics are pure functions in
@@ -15,7 +20,10 @@ The neuron, the STDP rule with its astrocyte and the batch semantics are pure fu
 from spikelab.functional.liquid import AstroSTDPParameters, LiquidOutput, LiquidParameters
 
 from .machine import LiquidStateMachine
+from .protocol import NALSMConfig, NALSMResult, extract_features, fit_readout, initialise_liquid, run_nalsm
+from .readout import LinearReadout, liquid_features, normalise
 from .topology import LiquidTopology, grid_liquid, liquid_shape
 
 __all__ = ["LiquidStateMachine", "LiquidTopology", "grid_liquid", "liquid_shape", "LiquidParameters",
-           "AstroSTDPParameters", "LiquidOutput"]
+           "AstroSTDPParameters", "LiquidOutput", "LinearReadout", "liquid_features", "normalise", "NALSMConfig",
+           "NALSMResult", "initialise_liquid", "extract_features", "fit_readout", "run_nalsm"]
