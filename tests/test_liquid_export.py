@@ -77,3 +77,19 @@ def test_stdp_mechanism_on_nest_and_its_refusals():
     mechanism = stdp_mechanism(lsm, sim)
     timing = mechanism.timing_dependence.parameter_space
     assert timing["tau_plus"].base_value == 10.0
+
+
+def test_exported_liquid_maps_on_the_spinnaker_virtual_board_as_predicted(tmp_path, monkeypatch):
+    from parts import need
+
+    need("spynnaker")
+    from spikelab.backends import spinnaker as sp
+
+    network = liquid_to_network(learned_liquid())
+    report = sp.check(network)
+    assert report.ok, report.format()
+    monkeypatch.setenv("HOME", str(tmp_path))
+    result = sp.map_on_virtual_board(network, workdir=tmp_path / "work")
+    assert result["cores"] == report.predicted_cores
+    assert result["cores_by_population"] == {p.name: p.cores for p in report.populations}
+    assert result["ring_buffer_shifts"] == {k: list(v) for k, v in report.shifts.items()}
