@@ -18,7 +18,7 @@ _JIT = dict(cache=True, nogil=True, error_model="numpy")
 
 @numba.njit(**_JIT)
 def _sample(x, b, w, spikes, counts, astro, pre, out_post, pre_ptr, by_pre, post_ptr, kind, w_min, w_max, params,
-            flags, v, refractory, u, spiked, trace, gain, low, high, fired, current):
+            flags, v, refractory, u, spiked, trace, unit, fired, current):
     """Run sample ``b`` of ``x`` ``(T, B, n_input)`` from rest on weights ``w`` (changed in place when plastic).
 
     ``current[i]`` is kept equal to ``sum_j w_ij u_j`` (``u_j`` = ``k0 r^d``, ``d`` steps since j's latest spike)
@@ -83,29 +83,41 @@ def _sample(x, b, w, spikes, counts, astro, pre, out_post, pre_ptr, by_pre, post
         if stdp:
             if not astro_on:
                 a = eta
-            for k in range(n_total):          # what each unit's trace adds to its synapses onto a fired neuron,
-                gain[k] = (-a if kind[k] == 2 else eta) * trace[k]
-                low[k] = -inf if spiked[k] else w_min[k]     # and their bounds: none where an LTD term follows
-                high[k] = inf if spiked[k] else w_max[k]
+            for k in range(n_total):          # per unit, side by side (one cache line per presynaptic unit):
+                unit[k, 0] = (-a if kind[k] == 2 else eta) * trace[k]   # what its trace adds to its synapses,
+                unit[k, 1] = -inf if spiked[k] else w_min[k]     # their bounds (none where an LTD term follows)
+                unit[k, 2] = inf if spiked[k] else w_max[k]
+                unit[k, 3] = u[k]                                # and its synaptic kernel
             for f in range(n_fired):          # LTP side: the fired neuron is postsynaptic
                 g = fired[f]
                 if g >= n_in:
                     i = g - n_in
-                    first, last = post_ptr[i], post_ptr[i + 1]
-                    for syn in range(first, last):
-                        j = pre[syn]
-                        w[syn] = min(max(w[syn] + gain[j], low[j]), high[j])
-                    # its current, summed afresh over the updated weights (four partial sums: no serial chain)
+                    # potentiate, and sum its current afresh over the updated weights (four partial sums)
                     t0, t1, t2, t3 = zero, zero, zero, zero
-                    syn = first
+                    syn, last = post_ptr[i], post_ptr[i + 1]
                     while syn + 3 < last:
-                        t0 += w[syn] * u[pre[syn]]
-                        t1 += w[syn + 1] * u[pre[syn + 1]]
-                        t2 += w[syn + 2] * u[pre[syn + 2]]
-                        t3 += w[syn + 3] * u[pre[syn + 3]]
+                        j = pre[syn]
+                        z = min(max(w[syn] + unit[j, 0], unit[j, 1]), unit[j, 2])
+                        w[syn] = z
+                        t0 += z * unit[j, 3]
+                        j = pre[syn + 1]
+                        z = min(max(w[syn + 1] + unit[j, 0], unit[j, 1]), unit[j, 2])
+                        w[syn + 1] = z
+                        t1 += z * unit[j, 3]
+                        j = pre[syn + 2]
+                        z = min(max(w[syn + 2] + unit[j, 0], unit[j, 1]), unit[j, 2])
+                        w[syn + 2] = z
+                        t2 += z * unit[j, 3]
+                        j = pre[syn + 3]
+                        z = min(max(w[syn + 3] + unit[j, 0], unit[j, 1]), unit[j, 2])
+                        w[syn + 3] = z
+                        t3 += z * unit[j, 3]
                         syn += 4
                     while syn < last:
-                        t0 += w[syn] * u[pre[syn]]
+                        j = pre[syn]
+                        z = min(max(w[syn] + unit[j, 0], unit[j, 1]), unit[j, 2])
+                        w[syn] = z
+                        t0 += z * unit[j, 3]
                         syn += 1
                     current[i] = (t0 + t1) + (t2 + t3)
             for f in range(n_fired):          # LTD side: the fired neuron is presynaptic
@@ -143,14 +155,12 @@ def run_sequential(x, w, weights_out, spikes, counts, astro, pre, out_post, pre_
     u = np.empty(n_total, w.dtype)
     spiked = np.empty(n_total, np.uint8)
     trace = np.empty(n_total, w.dtype)
-    gain = np.empty(n_total, w.dtype)
-    low = np.empty(n_total, w.dtype)
-    high = np.empty(n_total, w.dtype)
+    unit = np.empty((n_total, 4), w.dtype)
     fired = np.empty(n_total, np.int64)
     current = np.empty(n_liquid, w.dtype)
     for b in range(x.shape[1]):
         _sample(x, b, w, spikes, counts, astro, pre, out_post, pre_ptr, by_pre, post_ptr, kind, w_min, w_max,
-                params, flags, v, refractory, u, spiked, trace, gain, low, high, fired, current)
+                params, flags, v, refractory, u, spiked, trace, unit, fired, current)
 
 
 @numba.njit(parallel=True, **_JIT)
@@ -170,15 +180,13 @@ def run_independent(x, w, weights_out, spikes, counts, astro, pre, out_post, pre
         u = np.empty(n_total, w.dtype)
         spiked = np.empty(n_total, np.uint8)
         trace = np.empty(n_total, w.dtype)
-        gain = np.empty(n_total, w.dtype)
-        low = np.empty(n_total, w.dtype)
-        high = np.empty(n_total, w.dtype)
+        unit = np.empty((n_total, 4), w.dtype)
         fired = np.empty(n_total, np.int64)
         current = np.empty(n_liquid, w.dtype)
         for b in range(c, batch, chunks):
             if plastic:
                 own[:] = w
             _sample(x, b, own, spikes, counts, astro, pre, out_post, pre_ptr, by_pre, post_ptr, kind, w_min, w_max,
-                    params, flags, v, refractory, u, spiked, trace, gain, low, high, fired, current)
+                    params, flags, v, refractory, u, spiked, trace, unit, fired, current)
             if keep:
                 weights_out[b, :] = own
