@@ -6,7 +6,8 @@ are tested against. Every scalar comes in ``params``, an array of the run's dtyp
 Event-driven over the sparse synapses: a step visits only the outgoing synapses of the units that spiked (their
 current, and LTD) and the incoming synapses of the liquid neurons that spiked (LTP); the per-neuron work
 (membranes, traces, the current's decay) is a plain loop over the units. The synaptic current is a running sum
-(see ``_sample``) where the reference sums ``w_ij u_j`` over every synapse each step: the same number to
+(see ``_sample``) where the reference sums ``w_ij u_j`` over every synapse each step; and potentiation skips the
+synapses from input channels without an event in the sample (about 60 % of N-MNIST's), whose units never spike: the same number to
 rounding, so float64 runs give the same spikes (a membrane would have to land within about 1e-13 of the
 threshold to split them) and float32 runs agree on all but rare near-threshold spikes.
 """
@@ -18,7 +19,7 @@ _JIT = dict(cache=True, nogil=True, error_model="numpy")
 
 @numba.njit(**_JIT)
 def _sample(x, b, w, spikes, counts, astro, pre, out_post, pre_ptr, by_pre, post_ptr, kind, w_min, w_max, params,
-            flags, v, refractory, u, spiked, trace, unit, fired, current):
+            flags, v, refractory, u, spiked, trace, unit, fired, current, active, kept_ptr, kept_pre, kept_syn):
     """Run sample ``b`` of ``x`` ``(T, B, n_input)`` from rest on weights ``w`` (changed in place when plastic).
 
     ``current[i]`` is kept equal to ``sum_j w_ij u_j`` (``u_j`` = ``k0 r^d``, ``d`` steps since j's latest spike)
@@ -44,6 +45,25 @@ def _sample(x, b, w, spikes, counts, astro, pre, out_post, pre_ptr, by_pre, post
         trace[k] = zero
     for i in range(n_liquid):
         current[i] = zero
+    if stdp:
+        # a silent input channel's unit never spikes (no bias): its synapses neither learn nor carry current in
+        # this sample, so potentiation walks only the synapses from active channels and the liquid
+        for k in range(n_in):
+            active[k] = bias != zero
+        for t in range(steps):
+            for k in range(n_in):
+                if x[t, b, k] != zero:
+                    active[k] = 1
+        q = 0
+        for i in range(n_liquid):
+            kept_ptr[i] = q
+            for syn in range(post_ptr[i], post_ptr[i + 1]):
+                j = pre[syn]
+                if j >= n_in or active[j]:
+                    kept_pre[q] = j
+                    kept_syn[q] = syn
+                    q += 1
+        kept_ptr[n_liquid] = q
     for t in range(steps):
         n_fired = 0
         n_liquid_spikes = zero
@@ -94,31 +114,31 @@ def _sample(x, b, w, spikes, counts, astro, pre, out_post, pre_ptr, by_pre, post
                     i = g - n_in
                     # potentiate, and sum its current afresh over the updated weights (four partial sums)
                     t0, t1, t2, t3 = zero, zero, zero, zero
-                    syn, last = post_ptr[i], post_ptr[i + 1]
-                    while syn + 3 < last:
-                        j = pre[syn]
+                    q, last = kept_ptr[i], kept_ptr[i + 1]
+                    while q + 3 < last:
+                        j, syn = kept_pre[q], kept_syn[q]
                         z = min(max(w[syn] + unit[j, 0], unit[j, 1]), unit[j, 2])
                         w[syn] = z
                         t0 += z * unit[j, 3]
-                        j = pre[syn + 1]
-                        z = min(max(w[syn + 1] + unit[j, 0], unit[j, 1]), unit[j, 2])
-                        w[syn + 1] = z
+                        j, syn = kept_pre[q + 1], kept_syn[q + 1]
+                        z = min(max(w[syn] + unit[j, 0], unit[j, 1]), unit[j, 2])
+                        w[syn] = z
                         t1 += z * unit[j, 3]
-                        j = pre[syn + 2]
-                        z = min(max(w[syn + 2] + unit[j, 0], unit[j, 1]), unit[j, 2])
-                        w[syn + 2] = z
+                        j, syn = kept_pre[q + 2], kept_syn[q + 2]
+                        z = min(max(w[syn] + unit[j, 0], unit[j, 1]), unit[j, 2])
+                        w[syn] = z
                         t2 += z * unit[j, 3]
-                        j = pre[syn + 3]
-                        z = min(max(w[syn + 3] + unit[j, 0], unit[j, 1]), unit[j, 2])
-                        w[syn + 3] = z
+                        j, syn = kept_pre[q + 3], kept_syn[q + 3]
+                        z = min(max(w[syn] + unit[j, 0], unit[j, 1]), unit[j, 2])
+                        w[syn] = z
                         t3 += z * unit[j, 3]
-                        syn += 4
-                    while syn < last:
-                        j = pre[syn]
+                        q += 4
+                    while q < last:
+                        j, syn = kept_pre[q], kept_syn[q]
                         z = min(max(w[syn] + unit[j, 0], unit[j, 1]), unit[j, 2])
                         w[syn] = z
                         t0 += z * unit[j, 3]
-                        syn += 1
+                        q += 1
                     current[i] = (t0 + t1) + (t2 + t3)
             for f in range(n_fired):          # LTD side: the fired neuron is presynaptic
                 j = fired[f]
@@ -158,9 +178,14 @@ def run_sequential(x, w, weights_out, spikes, counts, astro, pre, out_post, pre_
     unit = np.empty((n_total, 4), w.dtype)
     fired = np.empty(n_total, np.int64)
     current = np.empty(n_liquid, w.dtype)
+    active = np.empty(x.shape[2], np.uint8)
+    kept_ptr = np.empty(n_liquid + 1, np.int64)
+    kept_pre = np.empty(pre.shape[0], np.int32)
+    kept_syn = np.empty(pre.shape[0], np.int64)
     for b in range(x.shape[1]):
         _sample(x, b, w, spikes, counts, astro, pre, out_post, pre_ptr, by_pre, post_ptr, kind, w_min, w_max,
-                params, flags, v, refractory, u, spiked, trace, unit, fired, current)
+                params, flags, v, refractory, u, spiked, trace, unit, fired, current, active, kept_ptr,
+                kept_pre, kept_syn)
 
 
 @numba.njit(parallel=True, **_JIT)
@@ -183,10 +208,15 @@ def run_independent(x, w, weights_out, spikes, counts, astro, pre, out_post, pre
         unit = np.empty((n_total, 4), w.dtype)
         fired = np.empty(n_total, np.int64)
         current = np.empty(n_liquid, w.dtype)
+        active = np.empty(x.shape[2], np.uint8)
+        kept_ptr = np.empty(n_liquid + 1, np.int64)
+        kept_pre = np.empty(pre.shape[0], np.int32)
+        kept_syn = np.empty(pre.shape[0], np.int64)
         for b in range(c, batch, chunks):
             if plastic:
                 own[:] = w
             _sample(x, b, own, spikes, counts, astro, pre, out_post, pre_ptr, by_pre, post_ptr, kind, w_min, w_max,
-                    params, flags, v, refractory, u, spiked, trace, unit, fired, current)
+                    params, flags, v, refractory, u, spiked, trace, unit, fired, current, active, kept_ptr,
+                    kept_pre, kept_syn)
             if keep:
                 weights_out[b, :] = own
