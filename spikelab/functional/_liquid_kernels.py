@@ -43,6 +43,12 @@ def _sample(x, b, w, spikes, counts, astro, pre, out_post, pre_ptr, by_pre, post
         refractory[k] = 0
         u[k] = zero
         trace[k] = zero
+        # per unit, side by side (one cache line per presynaptic unit in the potentiation loop): what its trace
+        # adds to its synapses onto a neuron that fires, their bounds, its synaptic kernel u
+        unit[k, 0] = zero
+        unit[k, 1] = w_min[k]
+        unit[k, 2] = w_max[k]
+        unit[k, 3] = zero
     for i in range(n_liquid):
         current[i] = zero
     if stdp:
@@ -94,6 +100,7 @@ def _sample(x, b, w, spikes, counts, astro, pre, out_post, pre_ptr, by_pre, post
                 current[out_post[q]] += w[by_pre[q]] * swap
         for k in range(n_total):
             u[k] = k0 if spiked[k] else r * u[k]
+            unit[k, 3] = u[k]
         for k in range(n_in):
             z = v[k]
             v[k] = z - z / tau_v + current_in * x[t, b, k] + bias
@@ -103,11 +110,9 @@ def _sample(x, b, w, spikes, counts, astro, pre, out_post, pre_ptr, by_pre, post
         if stdp:
             if not astro_on:
                 a = eta
-            for k in range(n_total):          # per unit, side by side (one cache line per presynaptic unit):
-                unit[k, 0] = (-a if kind[k] == 2 else eta) * trace[k]   # what its trace adds to its synapses,
-                unit[k, 1] = -inf if spiked[k] else w_min[k]     # their bounds (none where an LTD term follows)
-                unit[k, 2] = inf if spiked[k] else w_max[k]
-                unit[k, 3] = u[k]                                # and its synaptic kernel
+            for f in range(n_fired):          # no bounds where an LTD term follows (clipped after it)
+                unit[fired[f], 1] = -inf
+                unit[fired[f], 2] = inf
             for f in range(n_fired):          # LTP side: the fired neuron is postsynaptic
                 g = fired[f]
                 if g >= n_in:
@@ -152,15 +157,20 @@ def _sample(x, b, w, spikes, counts, astro, pre, out_post, pre_ptr, by_pre, post
                     w[syn] = z
                     current[i] += (z - old) * uj
             for f in range(n_fired):          # x <- decay * (x + increment * s), in that order
-                trace[fired[f]] += increment
-            for k in range(n_total):
-                trace[k] = decay * trace[k]
+                g = fired[f]
+                trace[g] += increment
+                unit[g, 1] = w_min[g]
+                unit[g, 2] = w_max[g]
             if astro_on:
                 a = a + (w_a * (n_liquid_spikes - n_input_spikes) + b_a - a) / tau_a
             eta = eta * rate_decay
             a = a * rate_decay
             w_a = w_a * rate_decay
             b_a = b_a * rate_decay
+            depression = a if astro_on else eta   # the rate the next step's potentiation of inhibitory synapses uses
+            for k in range(n_total):
+                trace[k] = decay * trace[k]
+                unit[k, 0] = (-depression if kind[k] == 2 else eta) * trace[k]
         astro[t, b] = a
 
 
