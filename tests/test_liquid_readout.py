@@ -76,8 +76,8 @@ def class_batches(n_batches, batch, steps, n_input, seed):
 
 
 def test_protocol_phases():
-    config = NALSMConfig(size=(4, 4, 4), n_input=20, input_density=0.5, seed=0, init_samples=5, init_steps=10, extract_steps=40,
-                         epochs=20, readout_batch=8, lr=1.0)
+    config = NALSMConfig(size=(4, 4, 4), n_input=20, input_density=0.5, seed=0, init_samples=5, init_steps=10,
+                         extract_steps=40, epochs=20, readout_batch=8, lr=1.0)
     liquid = config.build_liquid()
     start = liquid.weight.clone()
     train = class_batches(3, 4, 40, 20, seed=2)
@@ -90,8 +90,8 @@ def test_protocol_phases():
 
 
 def test_run_nalsm_separates_two_classes_and_is_seeded(tmp_path):
-    config = NALSMConfig(size=(4, 4, 4), n_input=20, input_density=0.5, seed=0, init_samples=8, init_steps=20, extract_steps=60,
-                         epochs=30, readout_batch=16, lr=1.0)
+    config = NALSMConfig(size=(4, 4, 4), n_input=20, input_density=0.5, seed=0, init_samples=8, init_steps=20,
+                         extract_steps=60, epochs=30, readout_batch=16, lr=1.0)
     train, valid, test = (class_batches(4, 8, 60, 20, seed=s) for s in (3, 4, 5))
     phases = []
     result = run_nalsm(config, train, valid, test, progress=phases.append)

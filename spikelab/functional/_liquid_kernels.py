@@ -5,11 +5,12 @@ are tested against. Every scalar comes in ``params``, an array of the run's dtyp
 
 Event-driven over the sparse synapses: a step visits only the outgoing synapses of the units that spiked (their
 current, and LTD) and the incoming synapses of the liquid neurons that spiked (LTP); the per-neuron work
-(membranes, traces, the current's decay) is a plain loop over the units. The synaptic current is a running sum
-(see ``_sample``) where the reference sums ``w_ij u_j`` over every synapse each step; and potentiation skips the
-synapses from input channels without an event in the sample (about 60 % of N-MNIST's), whose units never spike: the same number to
-rounding, so float64 runs give the same spikes (a membrane would have to land within about 1e-13 of the
-threshold to split them) and float32 runs agree on all but rare near-threshold spikes.
+(membranes, traces, the current's decay) is a plain loop over the units. Two shortcuts: the synaptic current is a
+running sum (see ``_sample``) where the reference sums ``w_ij u_j`` over every synapse each step, and potentiation
+skips the synapses from input channels without an event in the sample (about 60 % of an N-MNIST sample's), whose
+units never spike. The result is the reference's to rounding, so float64 runs give the same spikes (a membrane
+would have to land within about 1e-13 of the threshold to split them) and float32 runs agree on all but rare
+near-threshold spikes.
 """
 import numba
 import numpy as np

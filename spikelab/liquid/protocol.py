@@ -191,8 +191,9 @@ def fit_readout(train: tuple[Tensor, Tensor], valid: tuple[Tensor, Tensor] | Non
 def run_nalsm(config: NALSMConfig, train: Iterable, valid: Iterable | None = None, test: Iterable | None = None,
               init: Iterable | None = None, classes: int = 10, progress=None) -> NALSMResult:
     """The three phases. ``train`` / ``valid`` / ``test``: re-iterable collections (a list, a DataLoader) of
-    ``(x, labels)`` batches (``valid`` and ``test`` may be None); ``init``: the batches of phase 1 (default ``train``; NALSM draws them at random from
-    the training set). ``progress(phase: str)`` is called at the start of each phase.
+    ``(x, labels)`` batches (``valid`` and ``test`` may be None); ``init``: the batches of phase 1 (default
+    ``train``; NALSM draws them at random from the training set). ``progress(phase: str)`` is called at the start
+    of each phase.
 
     A plain LSM (``config.stdp=False``) skips phase 1 and extracts from the frozen liquid.
     """
