@@ -7,13 +7,15 @@ sequence ``(T, B, classes)`` the losses read.
 =========  ===========================================  =======================================
 name       layers                                       meant for
 =========  ===========================================  =======================================
-``mlp``    Flatten, [Linear, LIF] x hidden, Linear, LI  any input; demo set, N-MNIST (2312-256-10)
-``conv``   [Conv5x5, LIF, Max/AvgPool2] x 2, Linear, LI frames (C, H, W): N-MNIST, demo set; avg
-                                                        pooling exports to PyNN / SpiNNaker
+``mlp``    Flatten, [Linear, LIF] x hidden, Linear, LI  any input; the demo set's default
+``conv``   [Conv5x5, LIF, Pool2] x 2, Linear, LI        frames (C, H, W); with average pooling
+                                                        (exportable) N-MNIST's default
 ``rsnn``   Flatten, Linear, recurrent LIF, Linear, LI   spike trains over channels: SHD
 ``shd-     Flatten, [DelayedLinear, BatchNorm, LIF,      SHD (Hammouamri et al. 2024): learned
 delays``   Dropout] x 2, DelayedLinear, LI              synaptic delays up to 24 steps
 =========  ===========================================  =======================================
+
+:data:`DATASET_MODELS` names the model and options ``spikelab train --dataset NAME`` uses by default.
 
 ``neuron`` is ``"lif"`` or one of the UltraLIF family (``"ultralif"``, ``"ultraplif"``, ``"ultradlif"``,
 ``"ultradplif"``); ``neuron_options`` (for LIF: ``beta``, ``threshold``, ``reset``, ``surrogate``,
@@ -142,7 +144,7 @@ def shd_delays(input_shape, num_classes, hidden=(256, 256), max_delay=24, delays
 MODELS = {"mlp": mlp, "conv": conv, "rsnn": rsnn, "shd-delays": shd_delays}
 
 #: Model and training options of ``spikelab train`` where neither the command line nor the tables below set them.
-GENERIC_DEFAULTS = {"hidden": (256,), "dropout": 0.0, "beta": 0.9, "readout_beta": 0.9, "slope": None,
+GENERIC_DEFAULTS = {"hidden": (256,), "channels": (12, 32), "pool": "max", "dropout": 0.0, "beta": 0.9, "readout_beta": 0.9, "slope": None,
                     "loss": "mean_membrane", "batch_size": 64, "lr": 2e-3, "weight_decay": 0.0, "scheduler": "cosine",
                     "epochs": 20}
 
@@ -158,7 +160,7 @@ MODEL_DEFAULTS = {
 #: binning (dt, duration, pooling) is the dataset's: :data:`spikelab.datasets.DATASET_DEFAULTS`.
 DATASET_MODELS = {
     "demo": {"model": "mlp", "epochs": 15},
-    "nmnist": {"model": "mlp", "hidden": (256,), "epochs": 20},
+    "nmnist": {"model": "conv", "pool": "avg", "dropout": 0.3, "epochs": 20},
     "shd": {"model": "mlp"},
 }
 

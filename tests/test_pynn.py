@@ -212,7 +212,7 @@ def test_export_nest_command(demo_run, capsys):
 @pytest.mark.parametrize("options", [
     ["--seed", "1", "--learn-beta", "neuron", "--refractory-steps", "1"],
     ["--seed", "2", "--model", "rsnn"],
-    ["--seed", "3", "--dataset", "nmnist"],
+    ["--seed", "3", "--dataset", "nmnist", "--model", "mlp"],
 ], ids=["learned-beta-refractory", "recurrent", "nmnist"])
 def test_trained_runs_equal_nest_to_the_last_bit(options, nmnist_sample, tmp_path):
     """Real trained runs (float32 weights and biases): NEST computes every membrane as the torch model does, so

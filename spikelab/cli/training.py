@@ -102,9 +102,10 @@ def _add_train_parser(commands):
                            f"{dataset} {tuned['model']}" for dataset, tuned in DATASET_MODELS.items())
                        + "; see `spikelab models`)")
     model.add_argument("--hidden", type=_ints, help=f"hidden layer sizes, comma-separated ({_default_help('hidden')})")
-    model.add_argument("--channels", type=_ints, default=(12, 32), help="conv model: channels per block (default 12,32)")
-    model.add_argument("--pool", choices=POOLS, default="max",
-                       help="conv model: pooling after each block: max (default) or avg (exports to PyNN / SpiNNaker)")
+    model.add_argument("--channels", type=_ints, help=f"conv model: channels per block ({_default_help('channels')})")
+    model.add_argument("--pool", choices=POOLS,
+                       help=f"conv model: pooling after each block, max or avg (exports to PyNN / SpiNNaker) "
+                            f"({_default_help('pool')})")
     model.add_argument("--dropout", type=float,
                        help=f"dropout after each hidden layer, one mask per sequence ({_default_help('dropout')})")
     model.add_argument("--neuron", choices=NEURONS, default="lif",
