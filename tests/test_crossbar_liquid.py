@@ -130,6 +130,18 @@ def test_save_and_load_keep_the_programmed_chip(tmp_path):
     assert torch.equal(loaded(x).spikes, chip(x).spikes)
 
 
+def test_a_state_dict_carries_the_chip_and_its_liquid_into_a_model_converted_from_another_liquid():
+    source = nn.ModuleDict({"liquid": learned_liquid(seed=1)})
+    chip = crossbar.convert(source, seed=4, **STATIC)
+    other = crossbar.convert(nn.ModuleDict({"liquid": LiquidStateMachine(size=(5, 5, 4), n_input=N_INPUT, seed=9)}),
+                             seed=5, **STATIC)
+    assert other["liquid"].topology.n_synapses != chip["liquid"].topology.n_synapses
+    other.load_state_dict(chip.state_dict())
+    assert torch.equal(other["liquid"].synapse_weights(), chip["liquid"].synapse_weights())
+    x = events(seed=3)
+    assert torch.equal(other["liquid"](x).spikes, chip["liquid"](x).spikes)
+
+
 def test_per_read_effects_plastic_runs_and_other_time_steps_are_refused_by_name():
     lsm = learned_liquid()
     with pytest.raises(ExportError, match="DAC") as refused:
