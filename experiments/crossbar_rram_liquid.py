@@ -8,6 +8,19 @@ rates (Adam, cross-entropy, 100 epochs). The authors report 89.11 % (software) a
 
     python experiments/crossbar_rram_liquid.py --data-dir ../shared/data/nmnist-sample --seeds 3
     python experiments/crossbar_rram_liquid.py --dataset demo --seeds 3
+
+``--liquid nalsm``: NALSM's liquid (``spikelab.liquid``, 1000 neurons, every 2 x 34 x 34 input channel at 1 ms,
+250 ms per sample) programmed onto RRAM and PCM tiles (``crossbar.convert``, backends/crossbar/nalsm.py) against its
+software twin. The liquid's weights are NALSM's ``W_INI`` (STDP with astrocyte on the float liquid, phase 1 on
+the training samples' first 20 ms); then every liquid is frozen and gives spike counts; a ridge readout
+(``spikelab.liquid.LinearReadout.fit_ridge``) is trained on the float liquid's features and tested on each chip's
+(the software readout deployed on the chip), and one is trained and tested on each chip's own features. Per-read
+effects (read noise, output noise, ADC) cannot be simulated on this liquid (its rows carry analog currents), so
+the chips hold the presets' programming noise, drift and retention, read noise-free without ADC, with global
+drift compensation; ``1day``: the same chip read one day after programming. Seeds draw the chips' programming;
+the liquid is seed 0.
+
+    python experiments/crossbar_rram_liquid.py --liquid nalsm --data-dir ../shared/data/nmnist-sample --seeds 3
 """
 import argparse
 import statistics
@@ -33,16 +46,13 @@ def main():
     parser.add_argument("--data-dir", default="../shared/data/nmnist-sample")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--liquid", choices=("random", "nalsm"), default="random")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.liquid == "nalsm":
+        return nalsm_main(args)
     crop, steps = crossbar.liquid.PAPER["crop"], crossbar.liquid.PAPER["steps"]
-    options = dict(dt=300.0 / steps, duration=300.0)
-    if args.dataset == "demo":
-        root, options["downsample"] = sl.datasets.demo.demo_root(), 1
-    else:
-        root = args.data_dir
-    train = sl.datasets.NMNIST(root, train=True, **options)
-    test = sl.datasets.NMNIST(root, train=False, **options)
+    train, test = nmnist_splits(args, dt=300.0 / steps, duration=300.0)
     (x_train, y_train), (x_test, y_test) = frames(train, crop), frames(test, crop)
     print(f"{args.dataset}: {x_train.shape[1]} train / {x_test.shape[1]} test, T = {x_train.shape[0]}, "
           f"{x_train.shape[2]} inputs, input rate {x_train.mean():.3f}")
@@ -61,6 +71,67 @@ def main():
     for name, values in results.items():
         spread = statistics.stdev(values) if len(values) > 1 else 0.0
         print(f"{name:22s} {statistics.fmean(values):.4f} +- {spread:.4f}  ({', '.join(f'{v:.3f}' for v in values)})")
+
+
+def nmnist_splits(args, dt: float, duration: float):
+    """The training and test sets of ``args`` binned at ``dt`` ms for ``duration`` ms."""
+    options = dict(dt=dt, duration=duration)
+    if args.dataset == "demo":
+        root, options["downsample"] = sl.datasets.demo.demo_root(), 1
+    else:
+        root = args.data_dir
+    return sl.datasets.NMNIST(root, train=True, **options), sl.datasets.NMNIST(root, train=False, **options)
+
+
+def event_batches(dataset, batch_size: int = 100):
+    """``(x, labels)`` batches, ``x`` ``(T, B, 2 * H * W)`` 0/1 events per ms, as ``spikelab.liquid`` takes them."""
+    for start in range(0, len(dataset), batch_size):
+        x, y = zip(*(dataset[i] for i in range(start, min(start + batch_size, len(dataset)))))
+        yield (torch.stack(x, 1) > 0).float().flatten(2), torch.tensor(y)
+
+
+def nalsm_main(args):
+    import numba
+
+    from spikelab.liquid import LinearReadout, LiquidStateMachine, extract_features, initialise_liquid
+
+    numba.set_num_threads(1)
+    steps, init_steps = 250, 20
+    train, test = nmnist_splits(args, dt=1.0, duration=float(steps))
+    print(f"{args.dataset}: {len(train)} train / {len(test)} test, T = {steps} ms, NALSM1000 liquid")
+    twin = LiquidStateMachine(size=1000, n_input=2 * train.input_shape[1] * train.input_shape[2], seed=0)
+    used = initialise_liquid(twin, event_batches(train), samples=len(train), steps=init_steps)
+    print(f"W_INI from {used} samples x {init_steps} ms of STDP; weights mean |w| {twin.weight.abs().mean():.3f}")
+
+    def features(liquid):
+        return (extract_features(liquid, event_batches(train), steps=steps, plastic=False),
+                extract_features(liquid, event_batches(test), steps=steps, plastic=False))
+
+    (f_train, y_train), (f_test, y_test) = features(twin)
+    software = LinearReadout(f_train.shape[1], 10).fit_ridge(f_train, y_train)
+    print(f"software twin: test accuracy {software.accuracy(f_test, y_test):.4f}, "
+          f"{f_train.mean() / steps * 1000:.1f} spikes/s per neuron")
+    static = crossbar.Periphery(adc_bits=None, out_noise=0.0)
+    chips = {"rram": crossbar.RRAM(read_noise=0.0), "pcm": crossbar.PCM(read_noise=0.0)}
+    results = {}
+    for seed in range(args.seeds):
+        for name, device in chips.items():
+            chip = crossbar.convert(twin, device, static, seed=seed)
+            for when, seconds in (("", None), ("-1day", 86400.0)):
+                if seconds is not None:
+                    crossbar.set_time(chip, seconds)
+                drift = (chip.synapse_weights() - twin.weight).abs().mean().item()
+                (c_train, _), (c_test, _) = features(chip)
+                own = LinearReadout(c_train.shape[1], 10).fit_ridge(c_train, y_train)
+                row = {"software readout": software.accuracy(c_test, y_test), "own readout": own.accuracy(c_test, y_test)}
+                for key, value in row.items():
+                    results.setdefault((name + when, key), []).append(value)
+                print(f"seed {seed} {name + when:10s} mean |w_chip - w| {drift:.3f}, "
+                      f"{c_train.mean() / steps * 1000:.1f} spikes/s, software readout {row['software readout']:.4f}, "
+                      f"own readout {row['own readout']:.4f}")
+    for (name, key), values in results.items():
+        spread = statistics.stdev(values) if len(values) > 1 else 0.0
+        print(f"{name:10s} {key:17s} {statistics.fmean(values):.4f} +- {spread:.4f}")
 
 
 if __name__ == "__main__":

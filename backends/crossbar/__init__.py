@@ -15,6 +15,7 @@ module          what is there
 ``training``    :func:`add_training_noise`: noise-aware training hooks
 ``sweep``       accuracy against each non-ideality, tables and plots
 ``liquid``      :func:`random_liquid`: a liquid state machine whose weights are random RRAM conductances
+``nalsm``       :class:`CrossbarLiquid`: NALSM's ``LiquidStateMachine`` converted (programmed weights, frozen)
 ==============  ====================================================================================================
 
 Example::
@@ -30,10 +31,11 @@ from .convert import (CrossbarConv2d, CrossbarDelayedLinear, CrossbarLinear, arr
                       reseed, save, set_time, synapse_layers)
 from .device import PCM, PRESETS, RRAM, Device, Periphery, preset
 from .liquid import firing_rates, fit_readout, random_liquid, readout_accuracy
+from .nalsm import CrossbarLiquid
 from .sweep import SWEEPS, plot_sweeps, run_sweep
 from .training import add_training_noise
 
 __all__ = ["Device", "Periphery", "PCM", "RRAM", "PRESETS", "preset", "CrossbarArray", "convert", "set_time", "reseed",
            "save", "load", "arrays", "register_synapse", "synapse_layers", "CrossbarLinear", "CrossbarConv2d",
            "CrossbarDelayedLinear", "add_training_noise", "random_liquid", "firing_rates", "fit_readout",
-           "readout_accuracy", "SWEEPS", "run_sweep", "plot_sweeps"]
+           "readout_accuracy", "CrossbarLiquid", "SWEEPS", "run_sweep", "plot_sweeps"]

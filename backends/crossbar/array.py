@@ -62,6 +62,8 @@ class CrossbarArray(nn.Module):
             tiles, with its own counter-based random stream; CPU float32 / float64 inference), ``"torch"``
             (tensor operations and torch's generator: any device, differentiable without ADC) or ``"auto"``
             (numba where it fits, the default). Both draw the same distribution, not the same numbers.
+        cells: ``(out, rows)`` bool, where ``weight`` has a cell pair (a sparse matrix: its absent entries have no
+            cells, hold 0 µS at every time and read exactly 0; :func:`.tile.remove_cells`); None: everywhere.
 
     Example::
 
@@ -74,7 +76,7 @@ class CrossbarArray(nn.Module):
 
     def __init__(self, weight: Tensor | None, device: Device, periphery: Periphery, seed: int = 0, key: str = "",
                  shape: tuple[int, int] | None = None, random_fraction: float | None = None, gain: float = 1.0,
-                 backend: str = "auto"):
+                 backend: str = "auto", cells: Tensor | None = None):
         super().__init__()
         if backend not in BACKENDS:
             raise ConfigError(f"unknown crossbar backend {backend!r}; choose one of {', '.join(BACKENDS)}")
@@ -89,6 +91,10 @@ class CrossbarArray(nn.Module):
             g_target = tile.target_pairs(weight, tile.expand_tiles(scale, self.row_edges, self.column_edges),
                                          device.g_min, device.g_max, device.levels)
             state = tile.program(g_target, device, self.seed, key)
+            if cells is not None:
+                if tuple(cells.shape) != (out, rows):
+                    raise ExportError(f"cells must be ({out}, {rows}) like the weight, got {tuple(cells.shape)}")
+                state = tile.remove_cells(state, cells)
         else:
             state = self._form(out, rows, random_fraction)
             scale = torch.full((len(self.row_edges), len(self.column_edges)), gain * (device.g_max - device.g_min),

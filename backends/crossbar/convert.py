@@ -21,8 +21,11 @@ layer                      matrix on the crossbar               rows presented a
 
 Modules nested anywhere (a liquid's input and recurrent ``nn.Linear``, say) are found by walking the model, so a
 new layer type needs nothing when it applies its matrices through ``nn.Linear`` children; otherwise it registers
-a converter: ``register_synapse(MyLayer, lambda layer, make_array: MyCrossbarLayer(...))``, where
-``make_array(matrix)`` returns a programmed :class:`~.array.CrossbarArray` for an ``(out, rows)`` matrix.
+a converter: ``register_synapse(MyLayer, lambda layer, make_array, dt: MyCrossbarLayer(...))``, where
+``make_array(matrix, part="", cells=None)`` returns a programmed :class:`~.array.CrossbarArray` for an
+``(out, rows)`` matrix (``part`` names each of a layer's matrices, giving each its own random streams; ``cells``
+marks the entries of a sparse matrix that have a cell pair). :mod:`.nalsm` registers NALSM's
+``LiquidStateMachine`` this way.
 
 The simulated clock: ``set_time(model, seconds)`` sets the time since programming of every array; with a time step
 ``dt`` (the model's own, or given to :func:`convert`), each forward call of ``T`` steps moves it on by ``T * dt``, so
@@ -232,8 +235,9 @@ def convert(model: nn.Module, device: Device | None = None, periphery: Periphery
         raise ExportError(f"{type(model).__name__} has no synapse layer (Linear, Conv2d, DelayedLinear) to put on a "
                           "crossbar")
     for path, layer in layers:
-        def make_array(matrix, _key=path):
-            return CrossbarArray(matrix.detach(), device, periphery, seed=seed, key=_key, backend=backend)
+        def make_array(matrix, part="", cells=None, _key=path):
+            key = f"{_key}.{part}" if _key and part else (part or _key)   # one random stream per array
+            return CrossbarArray(matrix.detach(), device, periphery, seed=seed, key=key, backend=backend, cells=cells)
 
         replacement = synapse_converter(layer)(layer, make_array, dt)
         if not path:                                   # the model is one synapse layer
@@ -283,12 +287,15 @@ def reseed(model: nn.Module, seed: int | None = None) -> nn.Module:
 def save(model: nn.Module, path, source_spec: dict | None = None, config: dict | None = None) -> None:
     """Write a converted model as a spikelab checkpoint (atomically): its architecture, crossbar settings and
     every programmed conductance. ``source_spec`` is the architecture of the model before conversion
-    (``sl.spec.spec_of(model)``); ``config`` any plain data to keep beside it."""
+    (``sl.spec.spec_of(model)``; a converted model that describes itself, a liquid's, has a ``source_spec()``
+    used when none is given); ``config`` any plain data to keep beside it."""
     from spikelab.training import save_checkpoint
 
     info = getattr(model, "crossbar", None)
     if info is None:
         raise ExportError("save needs a model from crossbar.convert()")
+    if source_spec is None and callable(getattr(model, "source_spec", None)):
+        source_spec = model.source_spec()
     if source_spec is None:
         raise ExportError("save needs source_spec=sl.spec.spec_of(float_model) so that load can rebuild it")
     save_checkpoint(path, {"epoch": 0, "model_name": "crossbar", "model_spec": source_spec,

@@ -128,6 +128,14 @@ def program(g_target: Tensor, device, seed: int, *keys) -> dict:
     return state
 
 
+def remove_cells(state: dict, cells: Tensor) -> dict:
+    """``state`` (:func:`program`) with no cell pair where ``cells`` ``(out, rows)`` is False (the absent synapses of
+    a sparse matrix): both cells hold 0 µS at every time (no drift exponent, no gathered noise, never stuck), so
+    the weight there is exactly 0 and adds no current, no IR drop and nothing to drift compensation."""
+    present = cells.to(torch.bool).expand(2, *cells.shape)
+    return {name: torch.where(present, value, torch.zeros((), dtype=value.dtype)) for name, value in state.items()}
+
+
 def conductances_at(state: dict, device, t: float) -> Tensor:
     """The conductances ``(2, out, rows)`` (µS) of programmed cells ``t`` seconds after programming: drift, then
     the noise gathered since, clipped at 0; stuck cells hold g_min or g_max whatever the time."""
