@@ -273,6 +273,8 @@ def test_weights_outside_their_bounds_are_refused(small):
     w[0] = 10.0
     with pytest.raises(ConfigError, match="outside their bounds"):
         liquid_run(events(5, 1, 40), w, small)
+    frozen = AstroSTDPParameters(stdp=False)   # the bounds are STDP's: frozen weights (a chip's) may lie anywhere
+    assert liquid_run(events(5, 1, 40), w, small, plasticity=frozen).counts.shape == (1, small.n_liquid)
 
 
 def test_silent_input_channels_change_nothing(small):

@@ -169,7 +169,7 @@ def astrocyte_step(a: Tensor, liquid_spikes: Tensor, input_spikes: Tensor, w: fl
     return a + (w * (liquid_spikes - input_spikes) + bias - a) / tau
 
 
-def _check_run(x: Tensor, weights: Tensor, topology, batch_mode: str) -> None:
+def _check_run(x: Tensor, weights: Tensor, topology, batch_mode: str, plastic: bool) -> None:
     if batch_mode not in BATCH_MODES:
         raise ConfigError(f"batch_mode must be one of {', '.join(BATCH_MODES)}, got {batch_mode!r}")
     if not isinstance(x, Tensor) or x.dim() != 3 or x.shape[-1] != topology.n_input:
@@ -177,6 +177,8 @@ def _check_run(x: Tensor, weights: Tensor, topology, batch_mode: str) -> None:
                           f"{tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__}")
     if weights.shape != (topology.n_synapses,):
         raise ConfigError(f"weights must be ({topology.n_synapses},), one per synapse, got {tuple(weights.shape)}")
+    if not plastic:   # the bounds belong to STDP: frozen weights (a programmed chip's, say) may lie anywhere
+        return
     w = weights.detach().cpu().numpy()
     outside = (w < topology.w_min[topology.pre]) | (w > topology.w_max[topology.pre])
     if outside.any():
@@ -200,7 +202,7 @@ def liquid_reference(x: Tensor, weights: Tensor, topology, neuron: LiquidParamet
     """
     check_liquid_parameters(neuron)
     check_astro_parameters(plasticity)
-    _check_run(x, weights, topology, batch_mode)
+    _check_run(x, weights, topology, batch_mode, plasticity.stdp)
     w = weights.to(x.dtype)
     if batch_mode == "sequential":
         outs = []
@@ -283,7 +285,7 @@ def liquid_run(x: Tensor, weights: Tensor, topology, neuron: LiquidParameters = 
 
     check_liquid_parameters(neuron)
     check_astro_parameters(plasticity)
-    _check_run(x, weights, topology, batch_mode)
+    _check_run(x, weights, topology, batch_mode, plasticity.stdp)
     if x.dtype not in _NUMPY:
         x = x.float()
     dtype = _NUMPY[x.dtype]
