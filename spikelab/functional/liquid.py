@@ -77,7 +77,6 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-import numba
 import numpy as np
 import torch
 from torch import Tensor
@@ -281,6 +280,8 @@ def liquid_run(x: Tensor, weights: Tensor, topology, neuron: LiquidParameters = 
     An independent batch runs its samples in parallel over numba's threads (``numba.set_num_threads``); a
     sequential batch, one sample after another.
     """
+    import numba   # numba and the kernels load on first use only
+
     from spikelab.functional import _liquid_kernels as kernels
 
     check_liquid_parameters(neuron)
