@@ -42,8 +42,8 @@ training epochs, at load averages from 1 to 13, so only a rough guide (on an idl
     conv-max-drop0.3   12C5-MP2-32C5-MP2-10 (not re-run; README: 91.7 +- 0.6)   -       -      -        -  refused: max pool
 
 The Test split has only 100 recordings (2 to 15 per class): differences of 1-2 points between candidates are
-within the spread between seeds. The default is the candidate with the best mean over three seeds and the best
-validation accuracy among the exportable ones; at 89.7 % it is one Test recording in three runs short of 90 %.
+within the spread between seeds. The default is the exportable candidate with the best mean over three seeds;
+at 89.7 % it is one Test recording in three runs short of 90 %.
 Seed 0 of the default exports to NEST with 0 of 1,884,464 spikes differing (91 % on both) and passes SpiNNaker's
 check (61 cores).
 """
