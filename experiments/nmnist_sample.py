@@ -17,6 +17,9 @@ training epochs, at load averages from 1 to 13, so only a rough guide (on an idl
     candidate          settings (beyond 2 x 34 x 34, T = 30 x 10 ms)       seed  test %  val %  train s  SpiNNaker
     mlp256-e15         2312-256-10, 15 epochs (the issue's command)          0      88   91.1       19  ok
     mlp256             2312-256-10, 20 epochs (the former default)           0      90   93.1       33  ok
+                                                                             1      89   85.1       74  ok
+                                                                             2      89   87.1       70  ok
+                                                                          mean  89.3 +- 0.6
     mlp128             2312-128-10                                           0      90   93.1       67  ok
     mlp512             2312-512-10                                           0      85   94.1       45  ok
     mlp256-drop0.3     dropout 0.3                                           0      89   94.1       24  ok
@@ -36,11 +39,17 @@ training epochs, at load averages from 1 to 13, so only a rough guide (on an idl
                                                                              2      87   87.1      185  ok
                                                                           mean  88.7 +- 2.1
     conv-avg-drop0.3   12C5-AP2-32C5-AP2-10, dropout 0.3, 20 epochs          0      91   95.0     1705  ok
-    (= default)                                                            1-2   not finished at load average 10-13
+    (= default)                                                              1      91   88.1     2394  ok
+                                                                             2      87   85.1     2415  ok
+                                                                          mean  89.7 +- 2.3
     conv-max-drop0.3   12C5-MP2-32C5-MP2-10 (not re-run; README: 91.7 +- 0.6)   -       -      -        -  refused: max pool
 
 The Test split has only 100 recordings (2 to 15 per class): differences of 1-2 points between candidates are
-within the spread between seeds.
+within the spread between seeds. The default is the exportable candidate with the best mean over three seeds;
+at 89.7 % it is one Test recording in three runs short of 90 %, and only 0.4 points (one recording) above the
+former default, the MLP, which trains about 15 times faster.
+Seed 0 of the default exports to NEST with 0 of 1,884,464 spikes differing (91 % on both) and passes SpiNNaker's
+check (61 cores).
 """
 import argparse
 import json
