@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from ..errors import ConfigError
+from . import liquid
 from .common import EPILOG
 
 
@@ -87,7 +88,9 @@ def _add_train_parser(commands):
                                  description="Train a spiking network; checkpoints, metrics and plots go to --out.")
     _add_data_options(parser)
     model = parser.add_argument_group("model")
-    model.add_argument("--model", choices=sorted(MODELS), default="mlp", help="architecture (default mlp; see `spikelab models`)")
+    model.add_argument("--model", choices=sorted([*MODELS, liquid.MODEL]), default="mlp",
+                       help="architecture (default mlp; see `spikelab models`); nalsm: a liquid state machine "
+                            "trained by NALSM's three-phase protocol (options under 'liquid')")
     model.add_argument("--hidden", type=_ints, help="hidden layer sizes, comma-separated (default 256; shd-delays 256,256)")
     model.add_argument("--channels", type=_ints, default=(12, 32), help="conv model: channels per block (default 12,32)")
     model.add_argument("--dropout", type=float,
@@ -150,6 +153,7 @@ def _add_train_parser(commands):
     train.add_argument("--precision", choices=tuple(PRECISIONS), default="fp32",
                        help="fp32 (default); bf16 / fp16: matrix products under torch.autocast, the LIF membrane still "
                             "in float32 (fp16 adds loss scaling); for GPUs")
+    liquid.add_train_options(parser)
     run = parser.add_argument_group("run")
     run.add_argument("--seed", type=int, default=0, help="seed for the split, initialisation, shuffling, dropout (default 0)")
     run.add_argument("--device", default="cpu",
@@ -254,6 +258,8 @@ def train(args) -> int:
     from spikelab.training import Trainer, load_checkpoint
     from spikelab.training.distributed import join_process_group, main_process_first
 
+    if args.model == liquid.MODEL:
+        return liquid.train(args)
     started = time.perf_counter()
     out = _run_folder(args)
     resume = args.resume and (out / "last.pt").exists()
@@ -349,6 +355,8 @@ def evaluate(args) -> int:
     from spikelab.run import TrainedRun
     from spikelab.training import Trainer
 
+    if liquid.is_liquid_run(args.checkpoint):
+        return liquid.evaluate(args)
     run = TrainedRun.load(args.checkpoint, dtype=torch.float32)
     config = run.config
     if args.dataset is not None and args.dataset != config.dataset:
@@ -369,6 +377,7 @@ def list_models(args) -> int:
 
     for name, builder in MODELS.items():
         print(f"{name:11s} {builder.__doc__.strip().splitlines()[0]}")
+    print(f"{liquid.MODEL:11s} {liquid.DESCRIPTION}")
     return 0
 
 

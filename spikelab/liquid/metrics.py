@@ -12,6 +12,7 @@ function                       what it measures
 :func:`state_distance`         Euclidean distance between the liquid states of two inputs (Maass 2002's separation)
 :func:`class_separation`       between-class over within-class spread of states (Norton & Ventura 2010)
 :func:`spectral_radius`        largest |eigenvalue| of the recurrent weight matrix, dense or scipy.sparse
+:func:`recurrent_connectivity`  a liquid topology's liquid -> liquid weights as a sparse ``[post, pre]`` matrix
 =============================  ==========================================================================================
 
 Conventions: spikes are ``(T, N)`` (one sample) or ``(S, T, N)`` (S samples), any nonzero entry is one spike,
@@ -51,6 +52,18 @@ def _adjacency(connectivity, neurons: int) -> sparse.csr_matrix:
     matrix.eliminate_zeros()
     matrix.data[:] = 1.0
     return matrix
+
+
+def recurrent_connectivity(topology, weights=None) -> sparse.csr_matrix:
+    """The liquid -> liquid synapses of a :class:`~spikelab.liquid.topology.LiquidTopology` as an
+    ``(n_liquid, n_liquid)`` sparse ``[post, pre]`` matrix: without ``weights``, the 0/1 synapse mask (what the
+    branching factor walks: NALSM counts a synapse depressed to 0 as a synapse); with ``weights`` (one per synapse
+    of the topology, e.g. a liquid's learned ones), their values (for :func:`spectral_radius`)."""
+    recurrent = topology.recurrent()
+    values = np.ones(int(recurrent.sum())) if weights is None else _numpy(weights)[recurrent].astype(np.float64)
+    n = topology.n_liquid
+    return sparse.csr_matrix((values, (topology.post[recurrent], topology.pre[recurrent] - topology.n_input)),
+                             shape=(n, n))
 
 
 def neuron_branching_factors(spikes, connectivity, window: int = BF_WINDOW, margin: int = BF_MARGIN) -> np.ndarray:
