@@ -129,3 +129,21 @@ def test_spectral_radius_dense_sparse_and_torch(monkeypatch):
     assert spectral_radius(matrix.toarray()) == pytest.approx(exact, rel=1e-6)
     with pytest.raises(ConfigError, match="square"):
         spectral_radius(np.zeros((2, 3)))
+
+
+def test_recurrent_connectivity_of_a_liquid():
+    from spikelab.liquid import grid_liquid
+    from spikelab.liquid.metrics import recurrent_connectivity
+
+    topology = grid_liquid((3, 3, 3), n_input=5, seed=0)
+    mask = recurrent_connectivity(topology).toarray()
+    weights = recurrent_connectivity(topology, topology.weight * 0.5).toarray()
+    dense = np.zeros((27, 27))
+    for pre, post, w in zip(topology.pre, topology.post, topology.weight):
+        if pre >= 5:
+            dense[post, pre - 5] = w
+    np.testing.assert_array_equal(mask, dense != 0)
+    np.testing.assert_allclose(weights, 0.5 * dense)
+    # excitatory presynaptic columns are positive, inhibitory ones negative
+    excitatory = topology.excitatory
+    assert (weights[:, excitatory] >= 0).all() and (weights[:, ~excitatory] <= 0).all()

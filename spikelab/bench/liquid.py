@@ -38,11 +38,11 @@ RATE_DECAY = 0.99
 GOAL_SAMPLES_PER_S = 100.0
 
 
-def _liquid(size: int, seed: int, generator: torch.Generator):
+def _liquid(size: int, n_input: int, seed: int, generator: torch.Generator):
     from spikelab.liquid import LiquidStateMachine
 
-    lsm = LiquidStateMachine(size=size, n_input=N_INPUT, seed=seed)
-    lsm.learn((torch.rand(INIT_MS, INIT_SAMPLES, N_INPUT, generator=generator) < INPUT_RATE).float())
+    lsm = LiquidStateMachine(size=size, n_input=n_input, seed=seed)
+    lsm.learn((torch.rand(INIT_MS, INIT_SAMPLES, n_input, generator=generator) < INPUT_RATE).float())
     return lsm
 
 
@@ -56,32 +56,36 @@ def _extract(lsm, x, threads: int, plastic: bool):
     return forward
 
 
-def run_liquid_benchmark(rounds: int = 10, batch: int = 16, batch_8000: int = 2, rounds_8000: int = 3,
-                         seed: int = 0, include_8000: bool = True) -> dict:
-    """Time NALSM feature extraction (module docstring); ``rounds`` timed rounds per 1000-neuron variant after
-    one warm-up round (compiles the kernels), ``rounds_8000`` for NALSM8000."""
+def run_liquid_benchmark(rounds: int = 10, batch: int = 16, size: int = 1000, large_size: int | None = 8000,
+                         batch_large: int = 2, rounds_large: int = 3, steps: int = STEPS, n_input: int = N_INPUT,
+                         seed: int = 0) -> dict:
+    """Time NALSM feature extraction (module docstring): ``rounds`` timed rounds per ``size``-neuron variant after
+    one warm-up round (compiles the kernels), ``rounds_large`` for the ``large_size`` liquid (None: left out)."""
     import numba
 
     check_rounds(rounds)
-    load_before = os.getloadavg()[0]
-    threads_before = numba.get_num_threads()
+    if large_size is not None:
+        check_rounds(rounds_large)
     if numba.config.NUMBA_NUM_THREADS < 2:
         raise ConfigError("numba is limited to 1 thread here (NUMBA_NUM_THREADS=1); the 2-thread variant needs "
                           "2: unset NUMBA_NUM_THREADS or set it to 2")
+    load_before = os.getloadavg()[0]
+    threads_before = numba.get_num_threads()
     generator = torch.Generator().manual_seed(seed)
+    names = {"plastic1": f"nalsm{size}-1t", "plastic2": f"nalsm{size}-2t", "frozen1": f"lsm{size}-1t",
+             "large": f"nalsm{large_size}-2t"}
     try:
-        small = _liquid(1000, seed, generator)
-        x = (torch.rand(STEPS, batch, N_INPUT, generator=generator) < INPUT_RATE).float()
-        steps = {"nalsm1000-1t": _extract(small, x, 1, True), "nalsm1000-2t": _extract(small, x, 2, True),
-                 "lsm1000-1t": _extract(small, x, 1, False)}
-        times = time_interleaved(steps, rounds, warmup=1)
-        sizes = {name: batch for name in steps}
-        if include_8000:
-            check_rounds(rounds_8000)
-            large = _liquid(8000, seed, generator)
-            x8 = (torch.rand(STEPS, batch_8000, N_INPUT, generator=generator) < INPUT_RATE).float()
-            times.update(time_interleaved({"nalsm8000-2t": _extract(large, x8, 2, True)}, rounds_8000, warmup=1))
-            sizes["nalsm8000-2t"] = batch_8000
+        small = _liquid(size, n_input, seed, generator)
+        x = (torch.rand(steps, batch, n_input, generator=generator) < INPUT_RATE).float()
+        timed = {names["plastic1"]: _extract(small, x, 1, True), names["plastic2"]: _extract(small, x, 2, True),
+                 names["frozen1"]: _extract(small, x, 1, False)}
+        times = time_interleaved(timed, rounds, warmup=1)
+        sizes = {name: batch for name in timed}
+        if large_size is not None:
+            large = _liquid(large_size, n_input, seed, generator)
+            x_large = (torch.rand(steps, batch_large, n_input, generator=generator) < INPUT_RATE).float()
+            times.update(time_interleaved({names["large"]: _extract(large, x_large, 2, True)}, rounds_large, warmup=1))
+            sizes[names["large"]] = batch_large
     finally:
         numba.set_num_threads(threads_before)
     variants = {}
@@ -90,15 +94,15 @@ def run_liquid_benchmark(rounds: int = 10, batch: int = 16, batch_8000: int = 2,
         per_sample = summary["median_ms"] / sizes[name]
         variants[name] = {**summary, "cpu_median_ms": statistics.median(t["cpu"]), "batch": sizes[name],
                           "ms_per_sample": per_sample, "samples_per_s": 1e3 / per_sample}
-    rate = variants["nalsm1000-1t"]["samples_per_s"]
-    return {"config": {"n_input": N_INPUT, "input_rate": INPUT_RATE, "steps": STEPS, "rate_decay": RATE_DECAY,
-                       "init": f"{INIT_SAMPLES} samples x {INIT_MS} ms", "rounds": rounds,
-                       "rounds_8000": rounds_8000 if include_8000 else None, "seed": seed},
+    one, two, frozen = (variants[names[k]] for k in ("plastic1", "plastic2", "frozen1"))
+    return {"config": {"size": size, "large_size": large_size, "n_input": n_input, "input_rate": INPUT_RATE,
+                       "steps": steps, "rate_decay": RATE_DECAY, "init": f"{INIT_SAMPLES} samples x {INIT_MS} ms",
+                       "rounds": rounds, "rounds_large": rounds_large if large_size else None, "seed": seed},
             "variants": variants,
-            "ratios": {"nalsm1000-2t/nalsm1000-1t speed-up": rate and variants["nalsm1000-2t"]["samples_per_s"] / rate,
-                       "nalsm1000-1t/lsm1000-1t time": variants["nalsm1000-1t"]["median_ms"]
-                       / variants["lsm1000-1t"]["median_ms"]},
-            "goals": {f"nalsm1000-1t samples/s >= {GOAL_SAMPLES_PER_S:g}": rate >= GOAL_SAMPLES_PER_S},
+            "ratios": {f"{names['plastic2']}/{names['plastic1']} speed-up": two["samples_per_s"] / one["samples_per_s"],
+                       f"{names['plastic1']}/{names['frozen1']} time": one["median_ms"] / frozen["median_ms"]},
+            "goals": {f"{names['plastic1']} samples/s >= {GOAL_SAMPLES_PER_S:g}":
+                      one["samples_per_s"] >= GOAL_SAMPLES_PER_S},
             "versions": versions("torch", "numba"), "machine": machine_state(load_before)}
 
 

@@ -190,7 +190,7 @@ def train(args) -> int:
                                    labels["val"], epochs=options["readout_epochs"], seed=config.seed)
     seconds["readout"] = time.perf_counter() - clock
     result = _evaluate(readout, features["test"], labels["test"], train_full.num_classes)
-    result.update(_activity(lsm, test_spikes), val_accuracy=readout["choice"]["val_accuracy"], seconds=seconds,
+    result.update(_activity(lsm, test_spikes), val_accuracy=readout["choice"]["val_accuracy"], seconds=seconds, extracted=n_extracted,
                   checkpoint=str(out / "best.pt"))
     out.mkdir(parents=True, exist_ok=True)
     (out / "val_indices.json").write_text(json.dumps({"val": list(map(int, val_idx))}))
