@@ -7,6 +7,11 @@ module              what is there
                     ``LiquidTopology`` (sparse index arrays, ``csr()``), ``liquid_shape``
 :mod:`.machine`     ``LiquidStateMachine`` (``nn.Module``: ``forward`` plastic or frozen, independent or
                     sequential batches; ``learn``; ``save`` / ``load``)
+:mod:`.readout`     ``liquid_features`` (counts, binned rates, filtered traces), ``normalise`` (NALSM's L1 then
+                    training max), ``LinearReadout`` (``fit_ridge`` closed form, ``fit_gradient`` Adadelta with
+                    the epoch chosen on validation)
+:mod:`.protocol`    NALSM's three phases: ``NALSMConfig``, ``initialise_liquid``, ``extract_features``,
+                    ``fit_readout``, ``run_nalsm`` -> ``NALSMResult``
 :mod:`.metrics`     branching factor (as NALSM computes it), firing rates, kernel quality, separation,
                     spectral radius: pure functions of spikes, states and weight matrices
 ==================  ==========================================================================================
@@ -18,7 +23,10 @@ from spikelab.functional.liquid import AstroSTDPParameters, LiquidOutput, Liquid
 
 from . import metrics
 from .machine import LiquidStateMachine
+from .protocol import NALSMConfig, NALSMResult, extract_features, fit_readout, initialise_liquid, run_nalsm
+from .readout import LinearReadout, liquid_features, normalise
 from .topology import LiquidTopology, grid_liquid, liquid_shape
 
 __all__ = ["metrics", "LiquidStateMachine", "LiquidTopology", "grid_liquid", "liquid_shape", "LiquidParameters",
-           "AstroSTDPParameters", "LiquidOutput"]
+           "AstroSTDPParameters", "LiquidOutput", "LinearReadout", "liquid_features", "normalise", "NALSMConfig",
+           "NALSMResult", "initialise_liquid", "extract_features", "fit_readout", "run_nalsm"]

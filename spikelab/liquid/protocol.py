@@ -1,0 +1,182 @@
+r"""NALSM's three-phase protocol (``reference/algorithms.md`` §3.6) as library functions, seeded.
+
+1. :func:`initialise_liquid`: plasticity on, no readout: ``samples`` training samples, the first ``steps`` ms
+   of each (NALSM: 50,000 samples of 20 ms), one after the other (batch mode ``"sequential"``): the state is reset
+   per sample, the weights carry over and are kept (``W_INI``).
+2. :func:`extract_features`: each sample for ``steps`` ms (250) from ``W_INI``, STDP and astrocyte running
+   during it with every rate multiplied by ``rate_decay`` (0.99) each ms, every sample on its own copy of the
+   weights (batch mode ``"independent"``; the liquid keeps ``W_INI``); the features are the liquid's spike counts.
+   ``plastic=False`` extracts from the frozen liquid instead (the plain LSM).
+3. A :class:`~spikelab.liquid.readout.LinearReadout` on the normalised counts: Adadelta (NALSM) with the epoch
+   chosen on the validation set, or ridge regression.
+
+:func:`run_nalsm` runs all three from a :class:`NALSMConfig`. Data come as iterables of ``(x, labels)`` batches,
+``x`` time-first ``(T, B, n_input)`` events per ms (N-MNIST binned at 1 ms: ``2 x 34 x 34 = 2312`` channels), so a
+data set never has to be in memory at once.
+
+==================  =====  ==============  =================================================================
+``NALSMConfig``     unit   default         meaning
+==================  =====  ==============  =================================================================
+``size``            --     1000            liquid grid (1000, 8000 or a 3-tuple)
+``n_input``         --     2312            input channels
+``input_density``   --     0.15            probability of each input -> liquid synapse
+``seed``            --     0               topology and readout seed
+``astro_w``         1/spk  None            ``w_A``; None: the paper's value for the size (0.015 / 0.0075)
+``stdp``            --     True            False: the plain LSM (no initialisation, frozen extraction)
+``astrocyte``       --     True            False: LSM + STDP without astrocyte (``A = eta_+``)
+``init_samples``    --     50000           samples of phase 1 (NALSM: 50,000)
+``init_steps``      ms     20              ms of each sample in phase 1
+``extract_steps``   ms     250             ms of each sample in phase 2
+``rate_decay``      --     0.99            per-ms factor on the rates in phase 2
+``readout``         --     ``"adadelta"``  ``"adadelta"`` (NALSM) or ``"ridge"``
+``epochs``          --     100             readout epochs (Adadelta)
+``lr``              --     0.1             Adadelta learning rate
+``weight_decay``    --     5e-10           L2 on the readout weights
+``ridge``           --     1e-3            ridge penalty (``readout="ridge"``)
+``readout_batch``   --     250             readout minibatch
+==================  =====  ==============  =================================================================
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Iterable
+
+import torch
+from torch import Tensor
+
+from spikelab.errors import ConfigError
+from spikelab.functional.liquid import AstroSTDPParameters
+from spikelab.liquid.machine import ASTRO_W, LiquidStateMachine
+from spikelab.liquid.readout import LinearReadout
+from spikelab.liquid.topology import NMNIST_INPUTS, liquid_shape
+
+READOUTS = ("adadelta", "ridge")
+
+
+@dataclass
+class NALSMConfig:
+    """The protocol's settings (table in :mod:`spikelab.liquid.protocol`)."""
+
+    size: object = 1000
+    n_input: int = NMNIST_INPUTS
+    input_density: float = 0.15
+    seed: int = 0
+    astro_w: float | None = None
+    stdp: bool = True
+    astrocyte: bool = True
+    init_samples: int = 50000
+    init_steps: int = 20
+    extract_steps: int = 250
+    rate_decay: float = 0.99
+    readout: str = "adadelta"
+    epochs: int = 100
+    lr: float = 0.1
+    weight_decay: float = 5e-10
+    ridge: float = 1e-3
+    readout_batch: int = 250
+
+    def __post_init__(self):
+        if self.readout not in READOUTS:
+            raise ConfigError(f"readout must be one of {', '.join(READOUTS)}, got {self.readout!r}")
+        for name in ("init_steps", "extract_steps", "epochs", "readout_batch"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        if self.init_samples < 0:
+            raise ConfigError(f"init_samples must be >= 0, got {self.init_samples!r}")
+
+    def build_liquid(self) -> LiquidStateMachine:
+        """The untrained liquid this configuration describes."""
+        shape = liquid_shape(self.size)
+        n = shape[0] * shape[1] * shape[2]
+        astro_w = self.astro_w if self.astro_w is not None else ASTRO_W.get(n, AstroSTDPParameters().astro_w)
+        plasticity = AstroSTDPParameters(stdp=self.stdp, astrocyte=self.astrocyte, astro_w=astro_w)
+        return LiquidStateMachine(size=shape, n_input=self.n_input, input_density=self.input_density, seed=self.seed,
+                                  plasticity=plasticity)
+
+
+@dataclass
+class NALSMResult:
+    """What :func:`run_nalsm` gives: the liquid (with ``W_INI``), the readout, accuracies, the readout history."""
+
+    liquid: LiquidStateMachine
+    readout: LinearReadout
+    accuracy: dict = field(default_factory=dict)
+    history: dict = field(default_factory=dict)
+    config: dict = field(default_factory=dict)
+
+
+def _inputs(batch):
+    return batch[0] if isinstance(batch, (tuple, list)) else batch
+
+
+def initialise_liquid(liquid: LiquidStateMachine, batches: Iterable, samples: int, steps: int = 20) -> int:
+    """Phase 1: plastic, sequential runs of the first ``steps`` ms of up to ``samples`` samples; the liquid keeps
+    the learned weights. ``batches`` yields ``x`` or ``(x, labels)``, ``x`` ``(T, B, n_input)``. Returns the
+    number of samples used."""
+    used = 0
+    for batch in batches:
+        if used >= samples:
+            break
+        x = _inputs(batch)[:steps, :samples - used]
+        liquid(x, plastic=True, batch_mode="sequential", record=False, rate_decay=1.0)
+        used += x.shape[1]
+    return used
+
+
+def extract_features(liquid: LiquidStateMachine, batches: Iterable, steps: int = 250, rate_decay: float = 0.99,
+                     plastic: bool = True) -> tuple[Tensor, Tensor]:
+    """Phase 2: spike counts ``(N, n_liquid)`` (float32) and labels ``(N,)`` of every sample in ``batches``
+    (``(x, labels)``), each sample run alone from the liquid's weights, which are left as they were."""
+    counts, labels = [], []
+    for x, y in batches:
+        out = liquid(x[:steps], plastic=plastic, batch_mode="independent", record=False, rate_decay=rate_decay)
+        counts.append(out.counts.float())
+        labels.append(torch.as_tensor(y).long())
+    if not counts:
+        raise ConfigError("no samples to extract features from: the batches were empty")
+    return torch.cat(counts), torch.cat(labels)
+
+
+def fit_readout(train: tuple[Tensor, Tensor], valid: tuple[Tensor, Tensor] | None, classes: int,
+                config: NALSMConfig) -> tuple[LinearReadout, dict]:
+    """Phase 3: a readout on the counts, by the config's method; returns it and its history."""
+    readout = LinearReadout(train[0].shape[1], classes)
+    if config.readout == "ridge":
+        readout.fit_ridge(*train, ridge=config.ridge)
+        history = {"best_epoch": None}
+    else:
+        history = readout.fit_gradient(*train, valid=valid, epochs=config.epochs, lr=config.lr,
+                                       weight_decay=config.weight_decay, batch_size=config.readout_batch,
+                                       seed=config.seed)
+    return readout, history
+
+
+def run_nalsm(config: NALSMConfig, train: Iterable, valid: Iterable | None = None, test: Iterable | None = None,
+              init: Iterable | None = None, classes: int = 10, progress=None) -> NALSMResult:
+    """The three phases. ``train`` / ``valid`` / ``test``: iterables of ``(x, labels)`` batches (``valid`` and
+    ``test`` may be None); ``init``: the batches of phase 1 (default ``train``; NALSM draws them at random from
+    the training set). ``progress(phase: str)`` is called at the start of each phase.
+
+    A plain LSM (``config.stdp=False``) skips phase 1 and extracts from the frozen liquid.
+    """
+    torch.manual_seed(config.seed)
+    report = progress or (lambda phase: None)
+    liquid = config.build_liquid()
+    used = 0
+    if config.stdp and config.init_samples:
+        report("initialise")
+        used = initialise_liquid(liquid, train if init is None else init, config.init_samples, config.init_steps)
+    report("extract")
+    extract = dict(steps=config.extract_steps, rate_decay=config.rate_decay, plastic=config.stdp)
+    train_features = extract_features(liquid, train, **extract)
+    valid_features = extract_features(liquid, valid, **extract) if valid is not None else None
+    test_features = extract_features(liquid, test, **extract) if test is not None else None
+    report("readout")
+    readout, history = fit_readout(train_features, valid_features, classes, config)
+    accuracy = {"train": readout.accuracy(*train_features)}
+    if valid_features is not None:
+        accuracy["valid"] = readout.accuracy(*valid_features)
+    if test_features is not None:
+        accuracy["test"] = readout.accuracy(*test_features)
+    history["init_samples_used"] = used
+    return NALSMResult(liquid=liquid, readout=readout, accuracy=accuracy, history=history, config=asdict(config))
