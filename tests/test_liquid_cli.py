@@ -61,16 +61,20 @@ def _options(*extra):
 
 
 def test_ablations_reach_the_liquid():
-    nalsm = liquid_cli._liquid(_with_shape(liquid_cli.run_config(_options("--astro-weight", "0.05"))))
+    nalsm = _build(_with_shape(liquid_cli.run_config(_options("--astro-weight", "0.05"))))
     assert nalsm.plasticity.stdp and nalsm.plasticity.astrocyte and nalsm.plasticity.astro_w == 0.05
     no_astro = liquid_cli.run_config(_options("--no-astrocyte"))
     assert no_astro.model_options["astrocyte"] is False and no_astro.model_options["stdp"] is True
-    assert not liquid_cli._liquid(_with_shape(no_astro)).plasticity.astrocyte
+    assert not _build(_with_shape(no_astro)).plasticity.astrocyte
     fixed = liquid_cli.run_config(_options("--no-stdp"))
     assert fixed.model_options["stdp"] is False and fixed.trainer["init_samples"] == 0
-    assert not liquid_cli._liquid(_with_shape(fixed)).plasticity.stdp
+    assert not _build(_with_shape(fixed)).plasticity.stdp
     # the paper's w_A per size
     assert liquid_cli.run_config(_options("--liquid-size", "8000")).model_options["astro_weight"] == 0.0075
+
+
+def _build(config):
+    return liquid_cli.nalsm_config(config).build_liquid()
 
 
 def _with_shape(config):

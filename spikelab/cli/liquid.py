@@ -21,7 +21,8 @@ DESCRIPTION = ("NALSM liquid state machine: 3-D LIF liquid with astrocyte-modula
 LIQUID_DT = 1.0
 #: ms of each recording used per sample (feature extraction) for datasets without their own choice
 SAMPLE_MS = {"demo": 250.0, "nmnist": 250.0}
-READOUTS = ("ridge", "gradient")
+#: phase-3 readouts: the names of :data:`spikelab.liquid.protocol.READOUTS`
+READOUTS = ("ridge", "adadelta")
 #: samples shown for branching-factor and firing-rate summaries (NALSM records 20)
 SUMMARY_SAMPLES = 20
 
@@ -44,10 +45,11 @@ def add_train_options(parser) -> None:
                             "50000, as the paper; the training split is cycled)")
     group.add_argument("--init-ms", type=int, default=20, help="phase 1: ms of each sample shown (default 20)")
     group.add_argument("--readout", choices=READOUTS, default="ridge",
-                       help="phase 3: ridge (closed form, regularisation chosen on validation; default) or "
-                            "gradient (the paper's linear layer, softmax cross-entropy, Adadelta lr 0.1)")
+                       help="phase 3: ridge (closed form, penalty chosen on the validation split; default) or "
+                            "adadelta (the paper's: linear layer, softmax cross-entropy, Adadelta lr 0.1, the epoch "
+                            "chosen on the validation split)")
     group.add_argument("--readout-epochs", type=int, default=None,
-                       help="gradient readout: passes over the stored spike counts (default 300)")
+                       help="adadelta readout: passes over the stored spike counts (default 100)")
 
 
 def is_liquid_run(path) -> bool:
@@ -129,16 +131,16 @@ def _describe(config) -> str:
     return f"{rule}, {options['liquid_size']} liquid neurons"
 
 
-def _liquid(config):
-    from spikelab.functional.liquid import AstroSTDPParameters
-    from spikelab.liquid import LiquidStateMachine
+def nalsm_config(config):
+    """The :class:`spikelab.liquid.protocol.NALSMConfig` of a liquid run's :class:`~spikelab.run.RunConfig`."""
+    from spikelab.liquid.protocol import NALSMConfig
 
-    options = config.model_options
-    plasticity = AstroSTDPParameters(stdp=options["stdp"], astrocyte=options["astrocyte"],
-                                     **({} if options["astro_weight"] is None else
-                                        {"astro_w": options["astro_weight"]}))
-    return LiquidStateMachine(size=options["liquid_size"], n_input=int(_prod(config.input_shape)), seed=config.seed,
-                              plasticity=plasticity)
+    options, trainer = config.model_options, config.trainer
+    return NALSMConfig(size=options["liquid_size"], n_input=_prod(config.input_shape), seed=config.seed,
+                       astro_w=options["astro_weight"], stdp=options["stdp"], astrocyte=options["astrocyte"],
+                       init_samples=trainer["init_samples"], init_steps=trainer["init_ms"],
+                       extract_steps=round(config.binning.duration / config.dt), readout=trainer["readout"],
+                       epochs=trainer["readout_epochs"] or NALSMConfig.epochs)
 
 
 def _prod(shape) -> int:
@@ -149,10 +151,13 @@ def _prod(shape) -> int:
 
 
 def train(args) -> int:
-    """``spikelab train --model nalsm``: the three phases, then a run folder ``eval`` and ``inspect`` read."""
+    """``spikelab train --model nalsm``: the three phases (:mod:`spikelab.liquid.protocol`), then a run folder
+    that ``eval`` and ``inspect`` read."""
     import torch
 
     from spikelab.cli.training import _run_folder
+    from spikelab.liquid.protocol import extract_features, initialise_liquid
+    from spikelab.training.checkpoint import save_checkpoint
 
     started = time.perf_counter()
     config = run_config(args)
@@ -163,45 +168,41 @@ def train(args) -> int:
     train_full, test_set = config.load_split(train=True), config.load_split(train=False)
     config.input_shape = tuple(train_full.input_shape)
     train_idx, val_idx = config.split_indices(train_full.targets)
-    lsm = _liquid(config)
-    options = config.trainer
+    nalsm = nalsm_config(config)
+    lsm = nalsm.build_liquid()
     print(f"training {_describe(config)} on {config.dataset}: {len(train_idx)} train / {len(val_idx)} validation / "
-          f"{len(test_set)} test samples, {lsm.n_input} inputs x {config.binning.duration:g} ms at 1 ms, "
+          f"{len(test_set)} test samples, {lsm.n_input} inputs x {nalsm.extract_steps} ms at 1 ms, "
           f"{lsm.topology.n_synapses} synapses -> {out}")
-    seconds = {}
-    clock = time.perf_counter()
-    if options["init_samples"]:
-        initialise(lsm, train_full, train_idx, options["init_samples"], options["init_ms"], config.seed)
-        print(f"phase 1: liquid initialised on {options['init_samples']} samples x {options['init_ms']} ms "
+    seconds, clock = {}, time.perf_counter()
+    if nalsm.stdp and nalsm.init_samples:
+        initialise_liquid(lsm, _random_batches(train_full, train_idx, nalsm.init_samples, nalsm.init_steps,
+                                               config.seed), nalsm.init_samples, nalsm.init_steps)
+        print(f"phase 1: liquid initialised on {nalsm.init_samples} samples x {nalsm.init_steps} ms "
               f"({time.perf_counter() - clock:.1f} s)")
-    seconds["initialise"] = time.perf_counter() - clock
-    clock = time.perf_counter()
-    features = {"train": extract(lsm, train_full, train_idx), "val": extract(lsm, train_full, val_idx)}
-    test_counts, test_spikes = extract(lsm, test_set, range(len(test_set)), record=SUMMARY_SAMPLES)
-    features["test"] = test_counts
+    seconds["initialise"], clock = time.perf_counter() - clock, time.perf_counter()
+    extract = dict(steps=nalsm.extract_steps, rate_decay=nalsm.rate_decay, plastic=nalsm.stdp)
+    features = {"train": extract_features(lsm, _batches(train_full, train_idx), **extract),
+                "val": extract_features(lsm, _batches(train_full, val_idx), **extract),
+                "test": extract_features(lsm, _batches(test_set, range(len(test_set))), **extract)}
     seconds["extract"] = time.perf_counter() - clock
-    n_extracted = len(train_idx) + len(val_idx) + len(test_set)
-    print(f"phase 2: spike counts of {n_extracted} samples ({seconds['extract']:.1f} s, "
-          f"{n_extracted / seconds['extract']:.1f} samples/s)")
+    extracted = sum(len(labels) for _, labels in features.values())
+    print(f"phase 2: spike counts of {extracted} samples ({seconds['extract']:.1f} s, "
+          f"{extracted / seconds['extract']:.1f} samples/s)")
     clock = time.perf_counter()
-    labels = {"train": train_full.targets[list(train_idx)], "val": train_full.targets[list(val_idx)],
-              "test": test_set.targets}
-    readout, history = fit_readout(options["readout"], features["train"], labels["train"], features["val"],
-                                   labels["val"], epochs=options["readout_epochs"], seed=config.seed)
+    readout, history, choice = fit_readout(nalsm, features["train"], features["val"], train_full.num_classes)
     seconds["readout"] = time.perf_counter() - clock
-    result = _evaluate(readout, features["test"], labels["test"], train_full.num_classes)
-    result.update(_activity(lsm, test_spikes), val_accuracy=readout["choice"]["val_accuracy"], seconds=seconds, extracted=n_extracted,
+    result = _evaluate(readout, *features["test"], train_full.num_classes)
+    result.update(_activity(lsm, _summary_spikes(lsm, nalsm, test_set, SUMMARY_SAMPLES)),
+                  val_accuracy=choice["val_accuracy"], readout_choice=choice, seconds=seconds, extracted=extracted,
                   checkpoint=str(out / "best.pt"))
     out.mkdir(parents=True, exist_ok=True)
     (out / "val_indices.json").write_text(json.dumps({"val": list(map(int, val_idx))}))
-    checkpoint = _checkpoint(lsm, readout, config, history)
-    from spikelab.training.checkpoint import save_checkpoint
-
+    checkpoint = _checkpoint(lsm, readout, nalsm.readout, choice, config, history)
     for name in ("last.pt", "best.pt"):
         save_checkpoint(out / name, checkpoint)
     (out / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in history))
     (out / "test.json").write_text(json.dumps(result) + "\n")
-    print(f"phase 3: {options['readout']} readout ({seconds['readout']:.1f} s), validation accuracy "
+    print(f"phase 3: {nalsm.readout} readout ({seconds['readout']:.1f} s), validation accuracy "
           f"{result['val_accuracy']:.4f}")
     _print_result(result)
     print(f"done in {time.perf_counter() - started:.1f} s; run folder {out}")
@@ -216,6 +217,36 @@ def _frames(dataset, indices, ms: int | None = None):
     return torch.stack([frames.reshape(frames.shape[0], -1) for frames in samples], 1)
 
 
+#: samples per call of the liquid: bounds the input tensor's memory (64 x 250 ms x 2312 float32: 148 MB)
+CHUNK = 64
+
+
+def _batches(dataset, indices):
+    """``(x (T, B, n_input), labels)`` of ``indices`` in chunks of ``CHUNK`` samples."""
+    indices = list(indices)
+    for start in range(0, len(indices), CHUNK):
+        chunk = indices[start:start + CHUNK]
+        yield _frames(dataset, chunk), dataset.targets[chunk]
+
+
+def _random_batches(dataset, indices, samples: int, ms: int, seed: int):
+    """Phase 1's input: ``samples`` recordings drawn at random from ``indices`` (cycled, each pass in a new
+    order), the first ``ms`` of each, in chunks of ``8 x CHUNK`` samples."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    pool = np.asarray(list(indices))
+    order = np.concatenate([rng.permutation(pool) for _ in range(-(-samples // len(pool)))])[:samples]
+    for start in range(0, samples, 8 * CHUNK):
+        yield _frames(dataset, order[start:start + 8 * CHUNK], ms)
+
+
+def _summary_spikes(lsm, nalsm, dataset, samples: int):
+    """Liquid spikes ``(T, samples, n_liquid)`` of the first ``samples`` recordings, run as in phase 2."""
+    x = _frames(dataset, range(min(samples, len(dataset))))[:nalsm.extract_steps]
+    return lsm(x, plastic=nalsm.stdp, rate_decay=nalsm.rate_decay, record=True).spikes
+
+
 def _print_result(result: dict) -> None:
     from spikelab.cli.training import _print_evaluation
 
@@ -224,104 +255,30 @@ def _print_result(result: dict) -> None:
           f"{result['summary_samples']} test samples")
 
 
-#: samples per call of the liquid: bounds the input tensor's memory (64 x 250 ms x 2312 float32: 148 MB)
-CHUNK = 64
-#: NALSM's feature extraction: eta_+, A, w_A and b_A decay by this factor every ms
-RATE_DECAY = 0.99
-
-
-def initialise(lsm, dataset, indices, samples: int, ms: int, seed: int) -> None:
-    """Phase 1: ``samples`` random recordings of ``indices`` (cycled), the first ``ms`` of each, through the
-    plastic liquid one after the other; the weights carry over and are kept (``W_INI``)."""
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    pool = np.asarray(list(indices))
-    order = np.concatenate([rng.permutation(pool) for _ in range(-(-samples // len(pool)))])[:samples]
-    for start in range(0, samples, 8 * CHUNK):
-        lsm.learn(_frames(dataset, order[start:start + 8 * CHUNK], ms))
-
-
-def extract(lsm, dataset, indices, record: int = 0):
-    """Phase 2: spike counts ``(N, n_liquid)`` of each sample run from the liquid's weights (each sample alone,
-    plastic as the liquid is, rates decaying by ``RATE_DECAY``). With ``record`` > 0 also the liquid spikes
-    ``(T, record, n_liquid)`` of the first ``record`` samples."""
-    import torch
-
-    indices = list(indices)
-    counts, raster = [], None
-    for start in range(0, len(indices), CHUNK):
-        keep = raster is None and record > 0
-        out = lsm(_frames(dataset, indices[start:start + CHUNK]), rate_decay=RATE_DECAY, record=keep)
-        if keep:
-            raster = out.spikes[:, :record]
-        counts.append(out.counts)
-    counts = torch.cat(counts) if counts else torch.zeros(0, lsm.n_liquid, dtype=torch.int32)
-    return (counts, raster) if record > 0 else counts
-
-
+#: ridge penalties tried on the normalised counts; the one with the best validation accuracy is kept
 RIDGE_PENALTIES = tuple(10.0 ** k for k in range(-3, 5))
 
 
-def _normalise(counts, scale):
-    """NALSM's readout input: counts over their L1 norm, divided by ``scale`` (the training set's largest value)."""
-    x = counts.double()
-    return x / x.sum(1, keepdim=True).clamp(min=1) / scale
+def fit_readout(nalsm, train, val, classes: int):
+    """Phase 3: ridge with its penalty chosen on the validation split (``RIDGE_PENALTIES``), or NALSM's Adadelta
+    readout with its epoch chosen there (:func:`spikelab.liquid.protocol.fit_readout`). Returns the readout, one
+    history row per penalty or epoch, and the chosen row."""
+    from spikelab.liquid import protocol
+    from spikelab.liquid.readout import LinearReadout
 
-
-def fit_readout(kind: str, train_x, train_y, val_x, val_y, epochs: int | None = None, seed: int = 0):
-    """Phase 3: a linear readout of spike counts; returns its state and a history row per choice tried."""
-    import torch
-
-    num_classes = int(max(train_y.max(), val_y.max())) + 1
-    scale = float(_normalise(train_x, 1.0).max().clamp(min=1e-12))
-    x = _normalise(train_x, scale)
-    history, best = [], None
-    if kind == "ridge":
-        mean = x.mean(0)
-        xc = torch.cat([x - mean, torch.ones(len(x), 1, dtype=x.dtype)], 1)
-        targets = torch.nn.functional.one_hot(train_y, num_classes).double()
-        gram, rhs = xc.T @ xc, xc.T @ targets
-        for step, penalty in enumerate(RIDGE_PENALTIES):
-            ridge = torch.eye(len(gram), dtype=gram.dtype) * penalty
-            ridge[-1, -1] = 0.0
-            solution = torch.linalg.solve(gram + ridge, rhs)
-            state = {"kind": kind, "scale": scale, "weight": solution[:-1].T.contiguous().float(),
-                     "bias": (solution[-1] - mean @ solution[:-1]).float()}
-            row = {"epoch": step, "penalty": penalty, "train_accuracy": _accuracy(state, train_x, train_y),
-                   "val_accuracy": _accuracy(state, val_x, val_y)}
-            history.append(row)
-            if best is None or row["val_accuracy"] > best[1]["val_accuracy"]:
-                best = (state, row)
-    else:
-        generator = torch.Generator().manual_seed(seed)
-        linear = torch.nn.Linear(x.shape[1], num_classes).double()
-        torch.nn.init.zeros_(linear.weight)
-        torch.nn.init.zeros_(linear.bias)
-        optimizer = torch.optim.Adadelta(linear.parameters(), lr=0.1, weight_decay=5e-10)
-        for epoch in range(epochs or 300):
-            for batch in torch.randperm(len(x), generator=generator).split(250):
-                optimizer.zero_grad()
-                torch.nn.functional.cross_entropy(linear(x[batch]), train_y[batch]).backward()
-                optimizer.step()
-            state = {"kind": kind, "scale": scale, "weight": linear.weight.detach().float().clone(),
-                     "bias": linear.bias.detach().float().clone()}
-            row = {"epoch": epoch, "train_accuracy": _accuracy(state, train_x, train_y),
-                   "val_accuracy": _accuracy(state, val_x, val_y)}
-            history.append(row)
-            if best is None or row["val_accuracy"] > best[1]["val_accuracy"]:
-                best = (state, row)
-    best[0]["choice"] = best[1]
-    return best[0], history
-
-
-def readout_scores(state, counts):
-    """Class scores ``(N, classes)`` of the readout ``state`` on spike counts."""
-    return _normalise(counts, state["scale"]).float() @ state["weight"].T + state["bias"]
-
-
-def _accuracy(state, counts, labels) -> float:
-    return (readout_scores(state, counts).argmax(1) == labels).double().mean().item() if len(labels) else float("nan")
+    if nalsm.readout != "ridge":
+        readout, history = protocol.fit_readout(train, val, classes, nalsm)
+        rows = [{"epoch": epoch, "train_accuracy": acc, "val_accuracy": val_acc}
+                for epoch, (acc, val_acc) in enumerate(zip(history["train_accuracy"], history["valid_accuracy"]))]
+        return readout, rows, rows[history["best_epoch"]]
+    best, rows = None, []
+    for step, penalty in enumerate(RIDGE_PENALTIES):
+        readout = LinearReadout(train[0].shape[1], classes).fit_ridge(*train, ridge=penalty)
+        rows.append({"epoch": step, "ridge": penalty, "train_accuracy": readout.accuracy(*train),
+                     "val_accuracy": readout.accuracy(*val)})
+        if best is None or rows[-1]["val_accuracy"] > best[1]["val_accuracy"]:
+            best = (readout, rows[-1])
+    return best[0], rows, best[1]
 
 
 def _evaluate(readout, counts, labels, num_classes) -> dict:
@@ -329,17 +286,30 @@ def _evaluate(readout, counts, labels, num_classes) -> dict:
 
     from spikelab.training.trainer import summarize
 
-    scores = readout_scores(readout, counts)
+    with torch.no_grad():
+        scores = readout(counts)
     loss = torch.nn.functional.cross_entropy(scores, labels, reduction="sum").item()
     return summarize(scores.argmax(1), labels, loss, num_classes)
 
 
-def _checkpoint(lsm, readout, config, history) -> dict:
+def _checkpoint(lsm, readout, kind: str, choice: dict, config, history) -> dict:
+    """A spikelab checkpoint: the liquid (``W_INI``) as :meth:`LiquidStateMachine.checkpoint` writes it, plus the
+    readout and the run description."""
     checkpoint = lsm.checkpoint()
-    checkpoint["model_state"]["readout"] = readout
-    return {**checkpoint, "epoch": readout["choice"]["epoch"], "optimizer_state": None, "scheduler_state": None,
+    checkpoint["model_state"]["readout"] = {"kind": kind, "state": readout.state_dict(), "choice": choice,
+                                            "classes": readout.linear.out_features}
+    return {**checkpoint, "epoch": choice["epoch"], "optimizer_state": None, "scheduler_state": None,
             "scaler_state": None, "rng_state": None, "config": {"run": config.to_dict()}, "metrics": history,
             "local_rules": None}
+
+
+def _readout(checkpoint, n_liquid: int):
+    from spikelab.liquid.readout import LinearReadout
+
+    stored = checkpoint["model_state"]["readout"]
+    readout = LinearReadout(n_liquid, stored["classes"])
+    readout.load_state_dict(stored["state"])
+    return readout
 
 
 def _load(path):
@@ -369,10 +339,14 @@ def evaluate(args) -> int:
         raise ConfigError(f"this liquid was trained on {config.dataset!r}; evaluating it on {args.dataset!r} "
                           "would feed inputs of another shape")
     config = dataclasses.replace(config.with_data_dir(args.data_dir), skip_bad=args.skip_bad)
+    from spikelab.liquid.protocol import extract_features
+
     test_set = config.load_split(train=False)
-    counts, raster = extract(lsm, test_set, range(len(test_set)), record=SUMMARY_SAMPLES)
-    result = _evaluate(checkpoint["model_state"]["readout"], counts, test_set.targets, test_set.num_classes)
-    result.update(_activity(lsm, raster))
+    nalsm = nalsm_config(config)
+    counts, labels = extract_features(lsm, _batches(test_set, range(len(test_set))), steps=nalsm.extract_steps,
+                                      rate_decay=nalsm.rate_decay, plastic=nalsm.stdp)
+    result = _evaluate(_readout(checkpoint, lsm.n_liquid), counts, labels, test_set.num_classes)
+    result.update(_activity(lsm, _summary_spikes(lsm, nalsm, test_set, SUMMARY_SAMPLES)))
     print(f"{path} ({_describe(config)}, {checkpoint['model_state']['readout']['kind']} readout) on "
           f"{config.dataset} test split")
     _print_result(result)
@@ -394,7 +368,8 @@ def inspect(args) -> int:
 
     import numpy as np
 
-    from spikelab.liquid.metrics import neuron_branching_factors, recurrent_connectivity, spectral_radius
+    from spikelab.liquid.metrics import (firing_rates, neuron_branching_factors, recurrent_connectivity,
+                                         spectral_radius)
     from spikelab.liquid.topology import EXCITATORY, INHIBITORY, INPUT
     from spikelab.plots import plot_histograms
 
@@ -402,20 +377,20 @@ def inspect(args) -> int:
     if args.samples < 1:
         raise ConfigError(f"--samples must be at least 1, got {args.samples}")
     test_set = config.load_split(train=False)
-    shown = range(min(args.samples, len(test_set)))
-    _, raster = extract(lsm, test_set, shown, record=len(shown))
+    raster = _summary_spikes(lsm, nalsm_config(config), test_set, args.samples)
     activity = _activity(lsm, raster)
     spikes = raster.numpy().transpose(1, 0, 2)
     mask = recurrent_connectivity(lsm.topology)
     with warnings.catch_warnings():    # a neuron silent in every sample has no value (NaN), as in NALSM
         warnings.simplefilter("ignore", RuntimeWarning)
         per_neuron = np.nanmean(np.stack([neuron_branching_factors(s, mask) for s in spikes]), axis=0)
-    rates = spikes.mean(axis=(0, 1)) * 1000.0 / config.dt
+    rates = firing_rates(spikes, config.dt)
     topology = lsm.topology
     weights, initial = lsm.weight.numpy(), topology.weight
     pre_kind = topology.kind[topology.pre]
     print(f"{path}: {_describe(config)}, {topology.n_synapses} synapses, trained on {config.dataset}")
-    print(f"on the first {len(shown)} test samples ({config.binning.duration:g} ms each, plastic as in "
+    shown = raster.shape[1]
+    print(f"on the first {shown} test samples ({config.binning.duration:g} ms each, plastic as in "
           f"feature extraction): branching factor {activity['branching_factor']:.3f}, mean rate "
           f"{activity['rate_hz']:.1f} Hz, silent neurons {np.mean(rates == 0):.1%}, neurons above 200 Hz "
           f"{np.mean(rates > 200):.1%}")
@@ -434,6 +409,6 @@ def inspect(args) -> int:
     panels["firing rates"] = (rates, "Hz")
     panels["branching factor per neuron"] = (per_neuron, "descendants / ancestors")
     out = Path(args.out) if args.out else path.parent / "liquid.png"
-    plot_histograms(panels, out, title=f"{_describe(config)}: learned weights and activity on {len(shown)} samples")
+    plot_histograms(panels, out, title=f"{_describe(config)}: learned weights and activity on {shown} samples")
     print(f"histograms: {out}")
     return 0
