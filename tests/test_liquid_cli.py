@@ -69,7 +69,9 @@ def test_ablations_reach_the_liquid():
     fixed = liquid_cli.run_config(_options("--no-stdp"))
     assert fixed.model_options["stdp"] is False and fixed.trainer["init_samples"] == 0
     assert not _build(_with_shape(fixed)).plasticity.stdp
-    # the paper's w_A per size
+    # the paper's w_A per size; the readout names are the protocol's
+    from spikelab.liquid.protocol import READOUTS
+    assert set(liquid_cli.READOUTS) == set(READOUTS)
     assert liquid_cli.run_config(_options("--liquid-size", "8000")).model_options["astro_weight"] == 0.0075
 
 

@@ -53,7 +53,7 @@ def add_train_options(parser) -> None:
 
 
 def is_liquid_run(path) -> bool:
-    """Whether ``path`` (a run folder or checkpoint) holds a liquid run (cheap: reads the checkpoint once)."""
+    """Whether ``path`` (a run folder or checkpoint) holds a liquid run (its checkpoint's ``model_name``)."""
     from spikelab.training.checkpoint import load_checkpoint
 
     checkpoint_path = _checkpoint_path(path)
@@ -103,10 +103,11 @@ def run_config(args):
 
     liquid_shape(args.liquid_size)          # a ConfigError for a size that is not a cube
     duration = args.duration if args.duration is not None else SAMPLE_MS.get(args.dataset)
-    if duration is not None and args.init_ms > duration:
-        raise ConfigError(f"--init-ms {args.init_ms} is longer than the {duration:g} ms used of each recording")
     binning = Binning.for_dataset(args.dataset, dt=LIQUID_DT, duration=duration, downsample=args.downsample,
                                   channel_group=args.channel_group, binarize=not args.counts)
+    if args.init_ms > binning.duration:
+        raise ConfigError(f"--init-ms {args.init_ms} is longer than the {binning.duration:g} ms used of each "
+                          "recording (--duration)")
     astro_weight = args.astro_weight
     if astro_weight is None:
         astro_weight = ASTRO_W.get(args.liquid_size, AstroSTDPParameters().astro_w)
