@@ -103,3 +103,5 @@ def test_run_nalsm_separates_two_classes_and_is_seeded():
     assert ridge.history["init_samples_used"] == 0 and ridge.accuracy["test"] > 0.8
     with pytest.raises(ConfigError, match="readout"):
         NALSMConfig(readout="svm")
+    with pytest.raises(ConfigError, match="iterator"):
+        run_nalsm(config, iter(train))

@@ -38,3 +38,13 @@ def test_library_example_runs(tmp_path, nmnist_sample, monkeypatch):
     exec(compile(crossbar_example, str(README), "exec"), namespace)
     assert namespace["out"].shape == (namespace["frames"].shape[0], 1, 10)
     assert namespace["chip"][1].array.clock.item() > 86400.0
+
+
+def test_liquid_example_runs():
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    (example,) = [block for block in blocks if "run_nalsm(" in block]
+    namespace = {}
+    exec(compile(example, str(README), "exec"), namespace)
+    assert namespace["out"].spikes.shape == (250, 4, 1000)
+    assert set(namespace["result"].accuracy) == {"train", "valid", "test"}
+    assert namespace["result"].accuracy["test"] > 0.8, namespace["result"].accuracy

@@ -91,13 +91,23 @@ def _sample(x, b, w, spikes, counts, astro, pre, out_post, pre_ptr, by_pre, post
                 g = fired[f]
                 if g >= n_in:
                     i = g - n_in
-                    total = zero              # its current, summed afresh over the updated weights
-                    for syn in range(post_ptr[i], post_ptr[i + 1]):
+                    first, last = post_ptr[i], post_ptr[i + 1]
+                    for syn in range(first, last):
                         j = pre[syn]
-                        z = min(max(w[syn] + gain[j], low[j]), high[j])
-                        w[syn] = z
-                        total += z * u[j]
-                    current[i] = total
+                        w[syn] = min(max(w[syn] + gain[j], low[j]), high[j])
+                    # its current, summed afresh over the updated weights (four partial sums: no serial chain)
+                    t0, t1, t2, t3 = zero, zero, zero, zero
+                    syn = first
+                    while syn + 3 < last:
+                        t0 += w[syn] * u[pre[syn]]
+                        t1 += w[syn + 1] * u[pre[syn + 1]]
+                        t2 += w[syn + 2] * u[pre[syn + 2]]
+                        t3 += w[syn + 3] * u[pre[syn + 3]]
+                        syn += 4
+                    while syn < last:
+                        t0 += w[syn] * u[pre[syn]]
+                        syn += 1
+                    current[i] = (t0 + t1) + (t2 + t3)
             for f in range(n_fired):          # LTD side: the fired neuron is presynaptic
                 j = fired[f]
                 rate = eta if kind[j] == 2 else -a

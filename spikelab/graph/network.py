@@ -28,7 +28,8 @@ class Population:
     ``beta``            1 per step    membrane decay per step ``exp(-dt / tau_m)``, one per neuron
     ``threshold``       input units   firing threshold per neuron (``inf`` for the readout)
     ``bias``            input units   current added to the membrane every step, one per neuron
-    ``refractory_steps`` steps        0: the step after a spike integrates its input; 1: it drops it
+    ``refractory_steps`` steps        0: the step after a spike integrates its input; k: the k steps after
+                                      it drop it (the membrane stays at the reset, as NEST's ``t_ref``)
     ``latency``         steps         how far a simulator with >= 1 step per projection runs it behind torch
     ``source``          --            the spikelab layer it came from, e.g. ``"2: LIF"``
     ``layer``           --            that layer's index in the Sequential (None for the input)

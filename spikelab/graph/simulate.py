@@ -11,7 +11,8 @@ def simulate(network: Network, spikes) -> dict[str, np.ndarray]:
 
     LIF populations give their spikes, the readout its membrane, the input its spikes. Same update as
     :mod:`spikelab.functional.lif` with zero reset: ``v[t] = beta * (1 - s[t-1]) * v[t-1] + mask[t] * I[t]``,
-    ``s[t] = v[t] >= threshold``, ``I[t] = bias + sum_synapses weight * s_pre[t - delay]``.
+    ``s[t] = v[t] >= threshold``, ``I[t] = bias + sum_synapses weight * s_pre[t - delay]``; ``mask[t]`` is 0 for
+    the ``refractory_steps`` steps after a spike (NEST's ``t_ref``: the membrane stays at the reset, input dropped).
     """
     spikes = np.asarray(spikes, dtype=np.float64)
     steps, batch = spikes.shape[:2]
@@ -29,9 +30,10 @@ def simulate(network: Network, spikes) -> dict[str, np.ndarray]:
                     feed[d:] += out[projection.pre][:steps - d] @ matrix.T
         v, s = np.zeros((batch, n)), np.zeros((batch, n))
         vs, ss = np.empty((steps, batch, n)), np.empty((steps, batch, n))
+        hold = population.refractory_steps
         for t in range(steps):
             current = feed[t] + sum(ss[t - d] @ matrix.T for d, matrix in recurrent if t - d >= 0)
-            mask = 1.0 - s if population.refractory_steps == 1 else 1.0
+            mask = 1.0 - ss[max(t - hold, 0):t].max(0) if hold and t else 1.0
             v = population.beta * (1.0 - s) * v + mask * current
             s = (v >= population.threshold).astype(np.float64)
             vs[t], ss[t] = v, s

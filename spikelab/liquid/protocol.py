@@ -153,12 +153,16 @@ def fit_readout(train: tuple[Tensor, Tensor], valid: tuple[Tensor, Tensor] | Non
 
 def run_nalsm(config: NALSMConfig, train: Iterable, valid: Iterable | None = None, test: Iterable | None = None,
               init: Iterable | None = None, classes: int = 10, progress=None) -> NALSMResult:
-    """The three phases. ``train`` / ``valid`` / ``test``: iterables of ``(x, labels)`` batches (``valid`` and
-    ``test`` may be None); ``init``: the batches of phase 1 (default ``train``; NALSM draws them at random from
+    """The three phases. ``train`` / ``valid`` / ``test``: re-iterable collections (a list, a DataLoader) of
+    ``(x, labels)`` batches (``valid`` and ``test`` may be None); ``init``: the batches of phase 1 (default ``train``; NALSM draws them at random from
     the training set). ``progress(phase: str)`` is called at the start of each phase.
 
     A plain LSM (``config.stdp=False``) skips phase 1 and extracts from the frozen liquid.
     """
+    for name, data in (("train", train), ("valid", valid), ("test", test), ("init", init)):
+        if data is not None and iter(data) is data:
+            raise ConfigError(f"{name} is an iterator, which the phases would use up: give a list or a DataLoader "
+                              "of (x, labels) batches (the training batches are read twice)")
     torch.manual_seed(config.seed)
     report = progress or (lambda phase: None)
     liquid = config.build_liquid()
