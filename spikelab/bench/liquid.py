@@ -17,8 +17,11 @@ variant                what runs
 =====================  ==========================================================================================
 
 Timing: :mod:`spikelab.bench.timing` (one process, interleaved rounds, medians; NALSM8000 in its own, shorter
-loop). Reported: median ms per batch, samples per second, ms per sample, and the 1000-neuron goal of at least
-``GOAL_SAMPLES_PER_S`` samples/s. The result is a JSON-serialisable dict; nothing is printed.
+loop). Reported per variant: median wall-clock ms per batch, ms per sample and samples per second, and the same
+from the process's CPU time. On a machine shared with other jobs the wall clock also counts the time spent
+waiting for a core, so the 1-thread goal (at least ``GOAL_SAMPLES_PER_S`` samples/s) is judged on CPU time, which
+equals the wall clock of one thread on an idle core; for 2 threads the CPU time sums both threads (compare their
+wall clocks). The result is a JSON-serialisable dict; nothing is printed.
 """
 from __future__ import annotations
 
@@ -92,8 +95,10 @@ def run_liquid_benchmark(rounds: int = 10, batch: int = 16, size: int = 1000, la
     for name, t in times.items():
         summary = summarize_times(t["forward"], t["backward"])
         per_sample = summary["median_ms"] / sizes[name]
+        cpu_per_sample = statistics.median(t["cpu"]) / sizes[name]
         variants[name] = {**summary, "cpu_median_ms": statistics.median(t["cpu"]), "batch": sizes[name],
-                          "ms_per_sample": per_sample, "samples_per_s": 1e3 / per_sample}
+                          "ms_per_sample": per_sample, "samples_per_s": 1e3 / per_sample,
+                          "cpu_ms_per_sample": cpu_per_sample, "samples_per_cpu_s": 1e3 / cpu_per_sample}
     one, two, frozen = (variants[names[k]] for k in ("plastic1", "plastic2", "frozen1"))
     return {"config": {"size": size, "large_size": large_size, "n_input": n_input, "input_rate": INPUT_RATE,
                        "steps": steps, "rate_decay": RATE_DECAY, "init": f"{INIT_SAMPLES} samples x {INIT_MS} ms",
@@ -102,7 +107,7 @@ def run_liquid_benchmark(rounds: int = 10, batch: int = 16, size: int = 1000, la
             "ratios": {f"{names['plastic2']}/{names['plastic1']} speed-up": two["samples_per_s"] / one["samples_per_s"],
                        f"{names['plastic1']}/{names['frozen1']} time": one["median_ms"] / frozen["median_ms"]},
             "goals": {f"{names['plastic1']} samples/s >= {GOAL_SAMPLES_PER_S:g}":
-                      one["samples_per_s"] >= GOAL_SAMPLES_PER_S},
+                      one["samples_per_cpu_s"] >= GOAL_SAMPLES_PER_S},
             "versions": versions("torch", "numba"), "machine": machine_state(load_before)}
 
 
@@ -113,11 +118,15 @@ def format_liquid_table(result: dict) -> str:
              f"{cfg['rate_decay']}), {cfg['n_input']} inputs at rate {cfg['input_rate']}, after {cfg['init']} of "
              f"initialisation; {cfg['rounds']} rounds (numba {result['versions']['numba']}, load average "
              f"{result['machine']['load_average_1min'][0]:.2f} -> {result['machine']['load_average_1min'][1]:.2f})",
-             f"{'variant':<15}{'batch':>6}{'ms/batch':>11}{'IQR':>19}{'CPU ms':>10}{'ms/sample':>11}{'samples/s':>11}"]
+             f"{'variant':<15}{'batch':>6}{'ms/batch':>11}{'IQR':>19}{'ms/sample':>11}{'samples/s':>11}"
+             f"{'CPU ms/sample':>15}{'samples/CPU s':>15}"]
     for name, v in result["variants"].items():
         q1, q3 = v["iqr_ms"]
         lines.append(f"{name:<15}{v['batch']:>6}{v['median_ms']:>11.1f}{f'{q1:.1f}-{q3:.1f}':>19}"
-                     f"{v['cpu_median_ms']:>10.1f}{v['ms_per_sample']:>11.2f}{v['samples_per_s']:>11.1f}")
+                     f"{v['ms_per_sample']:>11.2f}{v['samples_per_s']:>11.1f}{v['cpu_ms_per_sample']:>15.2f}"
+                     f"{v['samples_per_cpu_s']:>15.1f}")
     lines += [f"{key}: {value:.2f}" for key, value in result["ratios"].items()]
-    lines += [f"goal {key}: {'met' if met else 'NOT met'}" for key, met in result["goals"].items()]
+    one = result["variants"][f"nalsm{cfg['size']}-1t"]
+    lines += [f"goal {key} (judged on CPU time, {one['samples_per_cpu_s']:.1f}; wall clock "
+              f"{one['samples_per_s']:.1f}): {'met' if met else 'NOT met'}" for key, met in result["goals"].items()]
     return "\n".join(lines)
