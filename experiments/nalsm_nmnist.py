@@ -59,6 +59,8 @@ def main():
     parser.add_argument("--readout", default="ridge", help="ridge (default) or gradient (the paper's Adadelta)")
     parser.add_argument("--full", action="store_true", help="the paper's setting on the complete N-MNIST")
     parser.add_argument("--runs", default="runs/nalsm", help="where the run folders go")
+    parser.add_argument("--table-only", action="store_true",
+                        help="print the table from the finished runs in --runs, starting none")
     args = parser.parse_args()
     if args.full:
         args.init_samples = 50_000
@@ -68,22 +70,25 @@ def main():
         for variant in args.variants:
             for seed in args.seeds:
                 folder = Path(args.runs) / f"{dataset}-{variant}-seed{seed}"
-                rows[dataset, variant, seed] = run(folder, dataset, variant, seed, args)
+                if not args.table_only or (folder / "test.json").exists():
+                    rows[dataset, variant, seed] = run(folder, dataset, variant, seed, args)
     print(f"\ntest accuracy %, mean +- std over seeds {args.seeds}; {args.init_samples} init samples x 20 ms, "
           f"{args.readout} readout; branching factor and rate on 20 test samples")
     print(f"{'dataset':<8}{'variant':<11}{'accuracy':>16}{'per seed':>24}{'BF':>14}{'rate Hz':>9}"
           f"{'samples/s':>11}{'paper (full)':>16}")
     for dataset in args.datasets:
         for variant in args.variants:
-            results = [rows[dataset, variant, seed] for seed in args.seeds]
+            results = [rows[dataset, variant, seed] for seed in args.seeds if (dataset, variant, seed) in rows]
+            if not results:
+                continue
             acc = [100 * r["accuracy"] for r in results]
             bf = [r["branching_factor"] for r in results]
             rate = statistics.mean(r["rate_hz"] for r in results)
             speed = statistics.mean(r["extracted"] / r["seconds"]["extract"] for r in results)
-            spread = statistics.stdev(acc) if len(acc) > 1 else 0.0
-            bf_spread = statistics.stdev(bf) if len(bf) > 1 else 0.0
-            print(f"{dataset:<8}{variant:<11}{f'{statistics.mean(acc):.2f} +- {spread:.2f}':>16}"
-                  f"{' '.join(f'{a:.1f}' for a in acc):>24}{f'{statistics.mean(bf):.2f} +- {bf_spread:.2f}':>14}"
+            spread = f" +- {statistics.stdev(acc):.2f}" if len(acc) > 1 else " (1 run)"
+            bf_spread = f" +- {statistics.stdev(bf):.2f}" if len(bf) > 1 else ""
+            print(f"{dataset:<8}{variant:<11}{f'{statistics.mean(acc):.2f}{spread}':>16}"
+                  f"{' '.join(f'{a:.1f}' for a in acc):>24}{f'{statistics.mean(bf):.2f}{bf_spread}':>14}"
                   f"{rate:>9.1f}{speed:>11.1f}{PAPER.get(variant, '') if dataset == 'nmnist' else '':>16}")
 
 
