@@ -12,7 +12,7 @@ input is N-MNIST events.
 
     python experiments/nalsm_branching.py --seeds 0 1 2 --init-samples 5000
 
-Measured (2-core VM shared with other jobs, numba 1 thread, commit e052058's engine; 5,000 initialisation samples
+Measured (2-core VM shared with other jobs, numba 1 thread, the engine of commit 9024bc7; 5,000 initialisation samples
 instead of the paper's 50,000 to fit the time; BF on 20 test recordings; mean +- std over liquid seeds 0-2; 25
 min in all):
 
@@ -27,7 +27,8 @@ min in all):
         none  1.394 +- 0.008                    259.5
 
 The branching factor falls monotonically as w_A rises, and the firing rate with it (148 -> 27 Hz); without the
-astrocyte the liquid saturates (260 Hz, 84 % of its neurons above 200 Hz in `spikelab inspect`, BF 1.39). Up to
+astrocyte the liquid saturates (260 Hz, BF 1.39; `spikelab inspect` of the LSM+STDP run of nalsm_nmnist.py finds
+84 % of its neurons above 200 Hz, against none for NALSM). Up to
 w_A = 0.015 the values sit within 0.07 of the paper's MNIST curve (1.274 against 1.25 at NALSM1000's w_A), but
 above it ours flattens: 1.23 at 0.1 where the paper crosses 1. Not resolved here; the differences from the paper's
 run are the input (N-MNIST events, about 14 input spikes per ms, against MNIST pixels as Bernoulli spikes, which
