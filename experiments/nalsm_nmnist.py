@@ -36,7 +36,7 @@ samples/s of phase 2 by the wall clock of the loaded machine:
 
 On both sets NALSM is the most accurate and the only liquid that does not saturate (50-60 Hz, BF 1.31-1.35,
 against 215-255 Hz and BF 1.39-1.42 for both ablations), and it is the least spread over seeds. On the 100 real
-test recordings the gaps (NALSM 87.7, LSM 83.7, LSM+STDP 80.7) are within about two standard deviations; the order
+test recordings the gaps (NALSM 87.7, LSM 83.7, LSM+STDP 80.7) overlap within the spreads over seeds; the order
 NALSM > LSM > LSM+STDP is the paper's. Absolute accuracies are far below the paper's 95.9 because the readout sees
 899 training recordings instead of 50,000 (and phase 1 10x fewer samples); the paper's LSM row also scanned the
 fixed weight, ours keeps the all-maximal start weights.
