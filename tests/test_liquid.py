@@ -266,3 +266,21 @@ def test_module_defaults_follow_the_paper():
         lsm(torch.zeros(2, 1, 2312), batch_mode="shared")
     with pytest.raises(ConfigError, match="2312"):
         lsm(torch.zeros(2, 1, 100))
+
+
+def test_weights_outside_their_bounds_are_refused(small):
+    w = torch.as_tensor(small.weight).clone()
+    w[0] = 10.0
+    with pytest.raises(ConfigError, match="outside their bounds"):
+        liquid_run(events(5, 1, 40), w, small)
+
+
+def test_silent_input_channels_change_nothing(small):
+    """The kernel skips synapses from channels without events; the reference walks them all."""
+    x = events(50, 2, 40, seed=8)
+    x[:, :, :25] = 0                      # most channels silent
+    w = torch.as_tensor(small.weight, dtype=torch.float64)
+    ref = liquid_reference(x, w, small, batch_mode="sequential")
+    out = liquid_run(x, w, small, batch_mode="sequential")
+    assert ref.counts.sum() > 50 and torch.equal(out.spikes, ref.spikes)
+    torch.testing.assert_close(out.weights, ref.weights, rtol=1e-9, atol=1e-12)

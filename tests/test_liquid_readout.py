@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from spikelab.errors import ConfigError
-from spikelab.liquid.protocol import NALSMConfig, extract_features, initialise_liquid, run_nalsm
+from spikelab.liquid.protocol import NALSMConfig, NALSMResult, extract_features, initialise_liquid, run_nalsm
 from spikelab.liquid.readout import LinearReadout, liquid_features, normalise
 
 
@@ -76,8 +76,8 @@ def class_batches(n_batches, batch, steps, n_input, seed):
 
 
 def test_protocol_phases():
-    config = NALSMConfig(size=(4, 4, 4), n_input=20, input_density=0.5, seed=0, init_samples=5, init_steps=10, extract_steps=40,
-                         epochs=20, readout_batch=8, lr=1.0)
+    config = NALSMConfig(size=(4, 4, 4), n_input=20, input_density=0.5, seed=0, init_samples=5, init_steps=10,
+                         extract_steps=40, epochs=20, readout_batch=8, lr=1.0)
     liquid = config.build_liquid()
     start = liquid.weight.clone()
     train = class_batches(3, 4, 40, 20, seed=2)
@@ -89,9 +89,9 @@ def test_protocol_phases():
     assert torch.equal(liquid.weight, w_ini), "extraction runs on copies of W_INI"
 
 
-def test_run_nalsm_separates_two_classes_and_is_seeded():
-    config = NALSMConfig(size=(4, 4, 4), n_input=20, input_density=0.5, seed=0, init_samples=8, init_steps=20, extract_steps=60,
-                         epochs=30, readout_batch=16, lr=1.0)
+def test_run_nalsm_separates_two_classes_and_is_seeded(tmp_path):
+    config = NALSMConfig(size=(4, 4, 4), n_input=20, input_density=0.5, seed=0, init_samples=8, init_steps=20,
+                         extract_steps=60, epochs=30, readout_batch=16, lr=1.0)
     train, valid, test = (class_batches(4, 8, 60, 20, seed=s) for s in (3, 4, 5))
     phases = []
     result = run_nalsm(config, train, valid, test, progress=phases.append)
@@ -99,6 +99,12 @@ def test_run_nalsm_separates_two_classes_and_is_seeded():
     assert result.accuracy["test"] > 0.8 and result.history["init_samples_used"] == 8
     again = run_nalsm(config, train, valid, test)
     assert torch.equal(again.liquid.weight, result.liquid.weight) and again.accuracy == result.accuracy
+    result.save(tmp_path / "nalsm.pt")
+    loaded = NALSMResult.load(tmp_path / "nalsm.pt")
+    assert torch.equal(loaded.liquid.weight, result.liquid.weight) and loaded.accuracy == result.accuracy
+    x, y = test[0]
+    assert torch.equal(loaded.predict(x), result.predict(x))
+    assert (result.predict(x) == y).float().mean() > 0.7
     ridge = run_nalsm(NALSMConfig(**{**result.config, "readout": "ridge", "stdp": False}), train, valid, test)
     assert ridge.history["init_samples_used"] == 0 and ridge.accuracy["test"] > 0.8
     with pytest.raises(ConfigError, match="readout"):

@@ -177,6 +177,11 @@ def _check_run(x: Tensor, weights: Tensor, topology, batch_mode: str) -> None:
                           f"{tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__}")
     if weights.shape != (topology.n_synapses,):
         raise ConfigError(f"weights must be ({topology.n_synapses},), one per synapse, got {tuple(weights.shape)}")
+    w = weights.detach().cpu().numpy()
+    outside = (w < topology.w_min[topology.pre]) | (w > topology.w_max[topology.pre])
+    if outside.any():
+        raise ConfigError(f"{int(outside.sum())} weights lie outside their bounds (topology.w_min / w_max of their "
+                          "presynaptic unit): clip them first")
 
 
 def liquid_reference(x: Tensor, weights: Tensor, topology, neuron: LiquidParameters = LiquidParameters(),

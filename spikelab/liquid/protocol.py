@@ -44,7 +44,7 @@ from typing import Iterable
 import torch
 from torch import Tensor
 
-from spikelab.errors import ConfigError
+from spikelab.errors import CheckpointError, ConfigError
 from spikelab.functional.liquid import AstroSTDPParameters
 from spikelab.liquid.machine import ASTRO_W, LiquidStateMachine
 from spikelab.liquid.readout import LinearReadout
@@ -96,13 +96,50 @@ class NALSMConfig:
 
 @dataclass
 class NALSMResult:
-    """What :func:`run_nalsm` gives: the liquid (with ``W_INI``), the readout, accuracies, the readout history."""
+    """What :func:`run_nalsm` gives: the liquid (with ``W_INI``), the readout, accuracies, the readout history,
+    the config as a dict. :meth:`save` / :meth:`load`: one spikelab checkpoint file (read without running code)."""
 
     liquid: LiquidStateMachine
     readout: LinearReadout
     accuracy: dict = field(default_factory=dict)
     history: dict = field(default_factory=dict)
     config: dict = field(default_factory=dict)
+
+    def predict(self, x: Tensor, steps: int | None = None) -> Tensor:
+        """Classes ``(B,)`` of input events ``x`` ``(T, B, n_input)``, through phase 2 and the readout."""
+        counts, _ = extract_features(self.liquid, [(x, torch.zeros(x.shape[1]))],
+                                     steps=steps or self.config.get("extract_steps", x.shape[0]),
+                                     rate_decay=self.config.get("rate_decay", 0.99),
+                                     plastic=self.config.get("stdp", True))
+        with torch.no_grad():
+            return self.readout(counts).argmax(1)
+
+    def save(self, path) -> None:
+        from spikelab.training.checkpoint import save_checkpoint
+
+        checkpoint = self.liquid.checkpoint()
+        linear = self.readout.linear
+        checkpoint["model_spec"]["readout"] = {"features": linear.in_features, "classes": linear.out_features,
+                                               "normalised": self.readout.normalised}
+        checkpoint["model_state"]["readout"] = {k: v.clone() for k, v in self.readout.state_dict().items()}
+        checkpoint["config"] = dict(self.config)
+        checkpoint["metrics"] = {"accuracy": dict(self.accuracy), "history": dict(self.history)}
+        save_checkpoint(path, checkpoint)
+
+    @classmethod
+    def load(cls, path) -> "NALSMResult":
+        from spikelab.training.checkpoint import load_checkpoint
+
+        checkpoint = load_checkpoint(path)
+        liquid = LiquidStateMachine.from_checkpoint(checkpoint)
+        spec = checkpoint["model_spec"].get("readout")
+        if spec is None:
+            raise CheckpointError(f"{path} holds a liquid without a readout: load it with LiquidStateMachine.load")
+        readout = LinearReadout(spec["features"], spec["classes"], spec["normalised"])
+        readout.load_state_dict(checkpoint["model_state"]["readout"])
+        metrics = checkpoint.get("metrics") or {}
+        return cls(liquid, readout, metrics.get("accuracy", {}), metrics.get("history", {}),
+                   checkpoint.get("config") or {})
 
 
 def _inputs(batch):
@@ -154,8 +191,9 @@ def fit_readout(train: tuple[Tensor, Tensor], valid: tuple[Tensor, Tensor] | Non
 def run_nalsm(config: NALSMConfig, train: Iterable, valid: Iterable | None = None, test: Iterable | None = None,
               init: Iterable | None = None, classes: int = 10, progress=None) -> NALSMResult:
     """The three phases. ``train`` / ``valid`` / ``test``: re-iterable collections (a list, a DataLoader) of
-    ``(x, labels)`` batches (``valid`` and ``test`` may be None); ``init``: the batches of phase 1 (default ``train``; NALSM draws them at random from
-    the training set). ``progress(phase: str)`` is called at the start of each phase.
+    ``(x, labels)`` batches (``valid`` and ``test`` may be None); ``init``: the batches of phase 1 (default
+    ``train``; NALSM draws them at random from the training set). ``progress(phase: str)`` is called at the start
+    of each phase.
 
     A plain LSM (``config.stdp=False``) skips phase 1 and extracts from the frozen liquid.
     """
