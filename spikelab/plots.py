@@ -1,4 +1,5 @@
-"""Figures saved as PNG: spike rasters, membrane traces, training curves, synaptic delay histograms."""
+"""Figures saved as PNG: spike rasters, membrane traces, training curves, synaptic delay histograms, histograms of
+liquid quantities (weights, firing rates, branching factors)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -80,6 +81,25 @@ def plot_delay_histogram(delays: dict, path, max_delay: int | dict | None = None
         ax.set_xlabel("delay (ms)" if dt else "delay (steps)")
         ax.set_ylabel("synapses")
         ax.set_title(f"{name}: {d.numel()} synapses, mean {d.double().mean() * scale:.3g}{' ms' if dt else ''}")
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_histograms(panels: dict, path, bins: int = 40, title: str = "") -> Path:
+    """Save one histogram per panel, side by side: ``{panel title: (values, x label)}`` (values of any shape;
+    NaN left out), e.g. a liquid's weights per synapse type, its firing rates and branching factors."""
+    if not panels:
+        raise ConfigError("no values to plot: give {panel title: (values, x label)}")
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.5), squeeze=False)
+    for ax, (name, (values, xlabel)) in zip(axes[0], panels.items()):
+        values = torch.as_tensor(values).detach().cpu().double().flatten()
+        values = values[~torch.isnan(values)]
+        if len(values):
+            ax.hist(values.numpy(), bins=bins, color="C0")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("count")
+        ax.set_title(f"{name} (n={len(values)})", fontsize=10)
     if title:
         fig.suptitle(title)
     return _save(fig, path)

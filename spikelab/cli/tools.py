@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 from ..errors import ConfigError
+from . import liquid
 from .common import EPILOG, add_run_dir_argument
 from .training import _ints
 
@@ -28,15 +29,21 @@ def add_commands(commands) -> None:
     gpu.add_argument("--precisions", default="fp32,bf16", help="fp32 and/or bf16 (autocast), comma-separated")
     gpu.add_argument("--memory-steps", type=_ints, default=(100, 500),
                      help="T of the BPTT vs SLTT memory comparison on the device (default 100,500)")
-    gpu.add_argument("--out", default="bench-gpu.json", metavar="FILE.json",
-                     help="where to write the full result (default bench-gpu.json)")
+    gpu.add_argument("--out", default=None, metavar="FILE.json",
+                     help="gpu and liquid: where to write the full result (default bench-TARGET.json)")
     benchmark.set_defaults(run=lambda args: BENCHMARKS[args.target][0](args))
 
-    inspect = commands.add_parser("inspect", help="the learned synaptic delays of a trained run", epilog=EPILOG,
-                                  description="Print a histogram summary of every delay layer's integer delays and "
-                                              "save one histogram per layer as a PNG.")
+    inspect = commands.add_parser("inspect", help="what a trained run learned: its delays, or its liquid",
+                                  epilog=EPILOG,
+                                  description="Delay models: print a histogram summary of every delay layer's integer "
+                                              "delays and save one histogram per layer as a PNG. Liquid runs (model "
+                                              "nalsm): branching factor, firing rates, weight histograms.")
     add_run_dir_argument(inspect)
-    inspect.add_argument("--out", metavar="FILE.png", help="where to save the histograms (default RUN_DIR/delays.png)")
+    inspect.add_argument("--out", metavar="FILE.png",
+                         help="where to save the histograms (default RUN_DIR/delays.png, liquids RUN_DIR/liquid.png)")
+    inspect.add_argument("--samples", type=int, default=20,
+                         help="liquid runs: test recordings run for the branching factor and rates (default 20, as "
+                              "NALSM)")
     inspect.set_defaults(run=inspect_run)
 
 
@@ -75,9 +82,10 @@ def bench_gpu(args) -> int:
     result = run_gpu_benchmark(sizes=args.sizes, steps=args.steps, batch=args.batch, device=args.device,
                                precisions=tuple(p for p in args.precisions.split(",") if p), rounds=args.rounds or 10,
                                memory_steps=args.memory_steps)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    out = Path(args.out or "bench-gpu.json")
+    out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2) if args.json else format_gpu_table(result))
-    print(f"full result: {args.out}")
+    print(f"full result: {out}")
     return 0
 
 
@@ -86,6 +94,17 @@ def bench_stdp(args) -> int:
 
     result = run_stdp_benchmark(rounds=args.rounds or 30, threads=args.threads)
     print(json.dumps(result, indent=2) if args.json else format_stdp_table(result))
+    return 0
+
+
+def bench_liquid(args) -> int:
+    from spikelab.bench import format_liquid_table, run_liquid_benchmark
+
+    result = run_liquid_benchmark(rounds=args.rounds or 10)
+    out = Path(args.out or "bench-liquid.json")
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2) if args.json else format_liquid_table(result))
+    print(f"full result: {out}")
     return 0
 
 
@@ -100,6 +119,8 @@ BENCHMARKS = {
                                  "the plain layer and aihwkit"),
     "gpu": (bench_gpu, "the Open Neuromorphic setting on a CUDA GPU, Linear(n, n) + LIF, n = 4096/8192/16384, T=500, "
                        "batch 16, fp32 and bf16, time and peak memory vs snnTorch and SpikingJelly; writes --out"),
+    "liquid": (bench_liquid, "NALSM feature extraction (250 ms, plastic): samples/s of NALSM1000 at 1 and 2 numba "
+                              "threads (goal >= 100/s), frozen LSM1000, NALSM8000 ms per sample; writes --out"),
     "stdp": (bench_stdp, "the STDP update of a 700->256 LIF layer (batch 32, T=100) vs one forward pass of it and "
                          "SpikingJelly's STDPLearner"),
 }
@@ -110,6 +131,8 @@ def inspect_run(args) -> int:
     from spikelab.plots import plot_delay_histogram
     from spikelab.training import load
 
+    if liquid.is_liquid_run(args.run_dir):
+        return liquid.inspect(args)
     model = load(args.run_dir)
     info = model.run_info
     dt = getattr(model, "dt", None)

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from ..errors import ConfigError
+from . import liquid
 from .common import EPILOG
 
 
@@ -97,10 +98,11 @@ def _add_train_parser(commands):
                     + "; ".join(dataset_defaults()) + ".")
     _add_data_options(parser)
     model = parser.add_argument_group("model")
-    model.add_argument("--model", choices=sorted(MODELS),
+    model.add_argument("--model", choices=sorted([*MODELS, liquid.MODEL]),
                        help="architecture (default per dataset: " + ", ".join(
                            f"{dataset} {tuned['model']}" for dataset, tuned in DATASET_MODELS.items())
-                       + "; see `spikelab models`)")
+                       + "; see `spikelab models`); nalsm: a liquid state machine trained by NALSM's three-phase "
+                         "protocol (options under 'liquid')")
     model.add_argument("--hidden", type=_ints, help=f"hidden layer sizes, comma-separated ({_default_help('hidden')})")
     model.add_argument("--channels", type=_ints, help=f"conv model: channels per block ({_default_help('channels')})")
     model.add_argument("--pool", choices=POOLS,
@@ -167,6 +169,7 @@ def _add_train_parser(commands):
     train.add_argument("--precision", choices=tuple(PRECISIONS), default="fp32",
                        help="fp32 (default); bf16 / fp16: matrix products under torch.autocast, the LIF membrane still "
                             "in float32 (fp16 adds loss scaling); for GPUs")
+    liquid.add_train_options(parser)
     run = parser.add_argument_group("run")
     run.add_argument("--seed", type=int, default=0, help="seed for the split, initialisation, shuffling, dropout (default 0)")
     run.add_argument("--device", default="cpu",
@@ -301,6 +304,8 @@ def train(args) -> int:
     from spikelab.training import Trainer, load_checkpoint
     from spikelab.training.distributed import join_process_group, main_process_first
 
+    if args.model == liquid.MODEL:
+        return liquid.train(args)
     started = time.perf_counter()
     _fill_defaults(args)
     out = _run_folder(args)
@@ -397,6 +402,8 @@ def evaluate(args) -> int:
     from spikelab.run import TrainedRun
     from spikelab.training import Trainer
 
+    if liquid.is_liquid_run(args.checkpoint):
+        return liquid.evaluate(args)
     run = TrainedRun.load(args.checkpoint, dtype=torch.float32)
     config = run.config
     if args.dataset is not None and args.dataset != config.dataset:
@@ -417,6 +424,7 @@ def list_models(args) -> int:
 
     for name, builder in MODELS.items():
         print(f"{name:11s} {builder.__doc__.strip().splitlines()[0]}")
+    print(f"{liquid.MODEL:11s} {liquid.DESCRIPTION}")
     print("\ndefault per dataset (`spikelab train --dataset NAME` without --model):")
     for line in dataset_defaults():
         print(f"  {line}")

@@ -15,6 +15,8 @@ module              what is there
 :mod:`.export`      ``liquid_to_network`` (static weights as a ``spikelab.graph.Network`` for PyNN / NEST /
                     SpiNNaker), ``input_unit_spikes``, ``stdp_mechanism`` (the rule as PyNN's STDPMechanism;
                     refuses the astrocyte by name); imported on first use
+:mod:`.metrics`     branching factor (as NALSM computes it), firing rates, kernel quality, separation,
+                    spectral radius: pure functions of spikes, states and weight matrices
 ==================  ==========================================================================================
 
 The neuron, the STDP rule with its astrocyte and the batch semantics are pure functions in
@@ -22,11 +24,12 @@ The neuron, the STDP rule with its astrocyte and the batch semantics are pure fu
 """
 from spikelab.functional.liquid import AstroSTDPParameters, LiquidOutput, LiquidParameters
 
+from . import metrics
 from .machine import LiquidStateMachine
 from .protocol import NALSMConfig, NALSMResult, extract_features, fit_readout, initialise_liquid, run_nalsm
 from .readout import LinearReadout, liquid_features, normalise
 from .topology import LiquidTopology, grid_liquid, liquid_shape
 
-__all__ = ["LiquidStateMachine", "LiquidTopology", "grid_liquid", "liquid_shape", "LiquidParameters",
+__all__ = ["metrics", "LiquidStateMachine", "LiquidTopology", "grid_liquid", "liquid_shape", "LiquidParameters",
            "AstroSTDPParameters", "LiquidOutput", "LinearReadout", "liquid_features", "normalise", "NALSMConfig",
            "NALSMResult", "initialise_liquid", "extract_features", "fit_readout", "run_nalsm"]

@@ -1,0 +1,132 @@
+"""NALSM feature extraction speed (:func:`run_liquid_benchmark`): samples per second of the plastic liquid.
+
+Workload (``reference/local-learning-lsm-crossbar.md`` §2(e)): NALSM's feature extraction, one sample = 250 ms
+at 1 ms steps with STDP and the astrocyte on (``rate_decay`` 0.99), every sample starting from the same
+initialised weights (``batch_mode="independent"``), spike counts only (no raster). Input: N-MNIST-sized, 2312
+channels, Bernoulli events at ``INPUT_RATE`` per channel and ms (N-MNIST's mean: 4,108 events in 300 ms over 2312
+channels). Before timing, each liquid runs a short initialisation phase (``INIT_SAMPLES`` x 20 ms, plastic,
+sequential), so its activity is that of an initialised liquid rather than of the all-maximal start weights.
+
+=====================  ==========================================================================================
+variant                what runs
+=====================  ==========================================================================================
+``nalsm1000-1t``       NALSM1000 (10x10x10), batch ``batch``, numba on 1 thread
+``nalsm1000-2t``       the same on 2 threads (the batch's samples in parallel)
+``lsm1000-1t``         the same liquid frozen (no STDP, no astrocyte): what the plasticity costs
+``nalsm8000-2t``       NALSM8000 (20x20x20), batch ``batch_8000``, 2 threads: the cost of one sample
+=====================  ==========================================================================================
+
+Timing: :mod:`spikelab.bench.timing` (one process, interleaved rounds, medians; NALSM8000 in its own, shorter
+loop). Reported per variant: median wall-clock ms per batch, ms per sample and samples per second, and the same
+from the process's CPU time. On a machine shared with other jobs the wall clock also counts the time spent
+waiting for a core, so the 1-thread goal (at least ``GOAL_SAMPLES_PER_S`` samples/s) is judged on CPU time, which
+equals the wall clock of one thread on an idle core; for 2 threads the CPU time sums both threads (compare their
+wall clocks). The result is a JSON-serialisable dict; nothing is printed.
+"""
+from __future__ import annotations
+
+import os
+import statistics
+
+import torch
+
+from spikelab.errors import ConfigError
+from .timing import check_rounds, machine_state, summarize_times, time_interleaved, versions
+
+INPUT_RATE = 0.006
+N_INPUT = 2 * 34 * 34
+STEPS = 250
+INIT_SAMPLES, INIT_MS = 100, 20
+RATE_DECAY = 0.99
+GOAL_SAMPLES_PER_S = 100.0
+
+
+def _liquid(size: int, n_input: int, seed: int, generator: torch.Generator):
+    from spikelab.liquid import LiquidStateMachine
+
+    lsm = LiquidStateMachine(size=size, n_input=n_input, seed=seed)
+    lsm.learn((torch.rand(INIT_MS, INIT_SAMPLES, n_input, generator=generator) < INPUT_RATE).float())
+    return lsm
+
+
+def _extract(lsm, x, threads: int, plastic: bool):
+    import numba
+
+    def forward():
+        numba.set_num_threads(threads)
+        lsm(x, plastic=plastic, rate_decay=RATE_DECAY, record=False)
+
+    return forward
+
+
+def run_liquid_benchmark(rounds: int = 10, batch: int = 16, size: int = 1000, large_size: int | None = 8000,
+                         batch_large: int = 2, rounds_large: int = 3, steps: int = STEPS, n_input: int = N_INPUT,
+                         seed: int = 0) -> dict:
+    """Time NALSM feature extraction (module docstring): ``rounds`` timed rounds per ``size``-neuron variant after
+    one warm-up round (compiles the kernels), ``rounds_large`` for the ``large_size`` liquid (None: left out)."""
+    import numba
+
+    check_rounds(rounds)
+    if large_size is not None:
+        check_rounds(rounds_large)
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        raise ConfigError("numba is limited to 1 thread here (NUMBA_NUM_THREADS=1); the 2-thread variant needs "
+                          "2: unset NUMBA_NUM_THREADS or set it to 2")
+    load_before = os.getloadavg()[0]
+    threads_before = numba.get_num_threads()
+    generator = torch.Generator().manual_seed(seed)
+    names = {"plastic1": f"nalsm{size}-1t", "plastic2": f"nalsm{size}-2t", "frozen1": f"lsm{size}-1t",
+             "large": f"nalsm{large_size}-2t"}
+    try:
+        small = _liquid(size, n_input, seed, generator)
+        x = (torch.rand(steps, batch, n_input, generator=generator) < INPUT_RATE).float()
+        timed = {names["plastic1"]: _extract(small, x, 1, True), names["plastic2"]: _extract(small, x, 2, True),
+                 names["frozen1"]: _extract(small, x, 1, False)}
+        times = time_interleaved(timed, rounds, warmup=1)
+        sizes = {name: batch for name in timed}
+        if large_size is not None:
+            large = _liquid(large_size, n_input, seed, generator)
+            x_large = (torch.rand(steps, batch_large, n_input, generator=generator) < INPUT_RATE).float()
+            times.update(time_interleaved({names["large"]: _extract(large, x_large, 2, True)}, rounds_large, warmup=1))
+            sizes[names["large"]] = batch_large
+    finally:
+        numba.set_num_threads(threads_before)
+    variants = {}
+    for name, t in times.items():
+        summary = summarize_times(t["forward"], t["backward"])
+        per_sample = summary["median_ms"] / sizes[name]
+        cpu_per_sample = statistics.median(t["cpu"]) / sizes[name]
+        variants[name] = {**summary, "cpu_median_ms": statistics.median(t["cpu"]), "batch": sizes[name],
+                          "ms_per_sample": per_sample, "samples_per_s": 1e3 / per_sample,
+                          "cpu_ms_per_sample": cpu_per_sample, "samples_per_cpu_s": 1e3 / cpu_per_sample}
+    one, two, frozen = (variants[names[k]] for k in ("plastic1", "plastic2", "frozen1"))
+    return {"config": {"size": size, "large_size": large_size, "n_input": n_input, "input_rate": INPUT_RATE,
+                       "steps": steps, "rate_decay": RATE_DECAY, "init": f"{INIT_SAMPLES} samples x {INIT_MS} ms",
+                       "rounds": rounds, "rounds_large": rounds_large if large_size else None, "seed": seed},
+            "variants": variants,
+            "ratios": {f"{names['plastic2']}/{names['plastic1']} speed-up": two["samples_per_s"] / one["samples_per_s"],
+                       f"{names['plastic1']}/{names['frozen1']} time": one["median_ms"] / frozen["median_ms"]},
+            "goals": {f"{names['plastic1']} samples/s >= {GOAL_SAMPLES_PER_S:g}":
+                      one["samples_per_cpu_s"] >= GOAL_SAMPLES_PER_S},
+            "versions": versions("torch", "numba"), "machine": machine_state(load_before)}
+
+
+def format_liquid_table(result: dict) -> str:
+    """A plain-text table of :func:`run_liquid_benchmark`'s result."""
+    cfg = result["config"]
+    lines = [f"NALSM feature extraction: {cfg['steps']} steps of 1 ms per sample, plastic (rate decay "
+             f"{cfg['rate_decay']}), {cfg['n_input']} inputs at rate {cfg['input_rate']}, after {cfg['init']} of "
+             f"initialisation; {cfg['rounds']} rounds (numba {result['versions']['numba']}, load average "
+             f"{result['machine']['load_average_1min'][0]:.2f} -> {result['machine']['load_average_1min'][1]:.2f})",
+             f"{'variant':<15}{'batch':>6}{'ms/batch':>11}{'IQR':>19}{'ms/sample':>11}{'samples/s':>11}"
+             f"{'CPU ms/sample':>15}{'samples/CPU s':>15}"]
+    for name, v in result["variants"].items():
+        q1, q3 = v["iqr_ms"]
+        lines.append(f"{name:<15}{v['batch']:>6}{v['median_ms']:>11.1f}{f'{q1:.1f}-{q3:.1f}':>19}"
+                     f"{v['ms_per_sample']:>11.2f}{v['samples_per_s']:>11.1f}{v['cpu_ms_per_sample']:>15.2f}"
+                     f"{v['samples_per_cpu_s']:>15.1f}")
+    lines += [f"{key}: {value:.2f}" for key, value in result["ratios"].items()]
+    one = result["variants"][f"nalsm{cfg['size']}-1t"]
+    lines += [f"goal {key} (judged on CPU time, {one['samples_per_cpu_s']:.1f}; wall clock "
+              f"{one['samples_per_s']:.1f}): {'met' if met else 'NOT met'}" for key, met in result["goals"].items()]
+    return "\n".join(lines)
