@@ -286,3 +286,14 @@ def test_silent_input_channels_change_nothing(small):
     out = liquid_run(x, w, small, batch_mode="sequential")
     assert ref.counts.sum() > 50 and torch.equal(out.spikes, ref.spikes)
     torch.testing.assert_close(out.weights, ref.weights, rtol=1e-9, atol=1e-12)
+
+
+def test_kernel_equals_reference_with_bias(small):
+    """With a bias the input units leave rest without events: the kernel then visits them all every step."""
+    x = events(50, 2, 40, p=0.005, seed=9)  # most channels without an event
+    w = torch.as_tensor(small.weight, dtype=torch.float64)
+    neuron = LiquidParameters(bias=1.0)     # V -> bias tau_v = 64: every unit fires on its own after 24 ms
+    ref = liquid_reference(x, w, small, neuron, batch_mode="sequential")
+    out = liquid_run(x, w, small, neuron, batch_mode="sequential")
+    assert ref.counts.sum() > 100 and torch.equal(out.spikes, ref.spikes)
+    torch.testing.assert_close(out.weights, ref.weights, rtol=1e-9, atol=1e-12)
