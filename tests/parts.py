@@ -6,6 +6,8 @@ tests instead, so a green CI run has run everything.
 """
 import importlib
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -28,3 +30,19 @@ def missing(reason: str):
     if REQUIRE_ALL:
         pytest.fail(f"{reason} (SPIKELAB_REQUIRE_ALL=1: every part of the suite must run)")
     pytest.skip(reason)
+
+
+def triton_interpreted(test_file: str, out_dir: Path) -> dict:
+    """Run ``python test_file OUT`` with ``TRITON_INTERPRET=1`` and load the results it saved to ``OUT``.
+
+    Triton picks its interpreter when it is imported, so the Triton cases of a test file run in a child process (its
+    ``__main__`` worker); the worker records whether the kernels really ran interpreted (``"interpreted"``).
+    """
+    import torch
+
+    need("triton")
+    out = out_dir / "results.pt"
+    subprocess.run([sys.executable, test_file, str(out)], env={**os.environ, "TRITON_INTERPRET": "1"}, check=True)
+    results = torch.load(out)
+    assert results["interpreted"], "the Triton kernels did not run in the interpreter"
+    return results

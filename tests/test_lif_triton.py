@@ -10,13 +10,11 @@ masked tail.
 from __future__ import annotations
 
 import itertools
-import os
-import subprocess
 import sys
 
 import pytest
 import torch
-from parts import need
+from parts import need, triton_interpreted
 
 from spikelab.errors import ConfigError
 from spikelab.functional.lif import LIFParameters, LIFState, lif_sequence, select_backend
@@ -66,13 +64,7 @@ def _worker(out: str) -> None:
 
 @pytest.fixture(scope="module")
 def triton_results(tmp_path_factory):
-    need("triton")
-    out = tmp_path_factory.mktemp("triton") / "results.pt"
-    env = {**os.environ, "TRITON_INTERPRET": "1"}
-    subprocess.run([sys.executable, __file__, str(out)], env=env, check=True)
-    results = torch.load(out)
-    assert results["interpreted"], "the Triton kernels did not run in the interpreter"
-    return results
+    return triton_interpreted(__file__, tmp_path_factory.mktemp("triton"))
 
 
 @pytest.mark.parametrize("index", range(len(CASES)), ids=[case_id(c) for c in CASES])
@@ -110,10 +102,14 @@ def test_dispatch_numba_on_cpu_and_triton_only_where_it_runs():
     assert select_backend(x) == "numba"
     assert select_backend(x.to(torch.bfloat16)) == "numba"  # widened to float32 for the kernels
     assert select_backend(x, "torch") == "torch"
-    with pytest.raises(ConfigError, match="triton backend runs"):  # a CPU tensor, interpreter off
-        select_backend(x, "triton")
     with pytest.raises(ConfigError, match="numba backend runs CPU tensors"):
         select_backend(torch.zeros(3, 2, 4, device="meta"), "numba")
+
+
+def test_dispatch_refuses_triton_for_a_cpu_tensor():
+    need("triton")   # without triton the error is the missing package's
+    with pytest.raises(ConfigError, match="triton backend runs"):  # a CPU tensor, interpreter off
+        select_backend(torch.zeros(3, 2, 4), "triton")
 
 
 if __name__ == "__main__":

@@ -10,13 +10,11 @@ programs, T = 1, and rings of one and two units. The interpreter is slow, so the
 """
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 
 import pytest
 import torch
-from parts import need
+from parts import need, triton_interpreted
 
 from spikelab.errors import ConfigError
 from spikelab.functional.ultralif import UltraState, ultra_diffusive_sequence, ultra_sequence
@@ -68,13 +66,7 @@ def _worker(out: str) -> None:
 
 @pytest.fixture(scope="module")
 def triton_results(tmp_path_factory):
-    need("triton")
-    out = tmp_path_factory.mktemp("triton") / "results.pt"
-    env = {**os.environ, "TRITON_INTERPRET": "1"}
-    subprocess.run([sys.executable, __file__, str(out)], env=env, check=True)
-    results = torch.load(out)
-    assert results["interpreted"], "the Triton kernels did not run in the interpreter"
-    return results
+    return triton_interpreted(__file__, tmp_path_factory.mktemp("triton"))
 
 
 @pytest.mark.parametrize("index", range(len(CASES)), ids=[case_id(c) for c in CASES])
