@@ -21,14 +21,14 @@ DESCRIPTION = ("NALSM liquid state machine: 3-D LIF liquid with astrocyte-modula
 LIQUID_DT = 1.0
 #: ms of each recording used per sample (feature extraction) for datasets without their own choice
 SAMPLE_MS = {"demo": 250.0, "nmnist": 250.0}
-#: phase-3 readouts: the names of :data:`spikelab.liquid.protocol.READOUTS`
-READOUTS = ("ridge", "adadelta")
 #: samples shown for branching-factor and firing-rate summaries (NALSM records 20)
 SUMMARY_SAMPLES = 20
 
 
 def add_train_options(parser) -> None:
     """The ``--model nalsm`` options of ``spikelab train``."""
+    from spikelab.liquid.protocol import READOUTS
+
     group = parser.add_argument_group("liquid (model nalsm: NALSM, an astrocyte-modulated STDP liquid)")
     group.add_argument("--liquid-size", type=int, default=1000,
                        help="liquid neurons on a cubic grid: 1000 (10x10x10, NALSM1000; default), 8000 (20x20x20, "
