@@ -88,9 +88,7 @@ def main():
     parser.add_argument("--record-samples", type=int, default=20, help="samples the BF is computed on (paper: 20)")
     parser.add_argument("--out", default="runs/nalsm_branching.json", help="where to write every measurement")
     args = parser.parse_args()
-    torch.set_num_threads(1)
-    import numba
-    numba.set_num_threads(1)
+    torch.set_num_threads(1)   # also the liquid's: an independent batch runs on torch's thread count
     train_set = load_dataset("nmnist", args.data_dir, train=True, dt=1.0, duration=float(SAMPLE_MS))
     test_set = load_dataset("nmnist", args.data_dir, train=False, dt=1.0, duration=float(SAMPLE_MS))
     rows = []

@@ -10,7 +10,7 @@ sequential), so its activity is that of an initialised liquid rather than of the
 =====================  ==========================================================================================
 variant                what runs
 =====================  ==========================================================================================
-``nalsm1000-1t``       NALSM1000 (10x10x10), batch ``batch``, numba on 1 thread
+``nalsm1000-1t``       NALSM1000 (10x10x10), batch ``batch``, 1 thread (``torch.set_num_threads``)
 ``nalsm1000-2t``       the same on 2 threads (the batch's samples in parallel)
 ``lsm1000-1t``         the same liquid frozen (no STDP, no astrocyte): what the plasticity costs
 ``nalsm8000-2t``       NALSM8000 (20x20x20), batch ``batch_8000``, 2 threads: the cost of one sample
@@ -30,7 +30,6 @@ import statistics
 
 import torch
 
-from spikelab.errors import ConfigError
 from .timing import check_rounds, machine_state, summarize_times, time_interleaved, versions
 
 INPUT_RATE = 0.006
@@ -50,10 +49,8 @@ def _liquid(size: int, n_input: int, seed: int, generator: torch.Generator):
 
 
 def _extract(lsm, x, threads: int, plastic: bool):
-    import numba
-
     def forward():
-        numba.set_num_threads(threads)
+        torch.set_num_threads(threads)   # the threads an independent batch runs on
         lsm(x, plastic=plastic, rate_decay=RATE_DECAY, record=False)
 
     return forward
@@ -64,16 +61,11 @@ def run_liquid_benchmark(rounds: int = 10, batch: int = 16, size: int = 1000, la
                          seed: int = 0) -> dict:
     """Time NALSM feature extraction (module docstring): ``rounds`` timed rounds per ``size``-neuron variant after
     one warm-up round (compiles the kernels), ``rounds_large`` for the ``large_size`` liquid (None: left out)."""
-    import numba
-
     check_rounds(rounds)
     if large_size is not None:
         check_rounds(rounds_large)
-    if numba.config.NUMBA_NUM_THREADS < 2:
-        raise ConfigError("numba is limited to 1 thread here (NUMBA_NUM_THREADS=1); the 2-thread variant needs "
-                          "2: unset NUMBA_NUM_THREADS or set it to 2")
     load_before = os.getloadavg()[0]
-    threads_before = numba.get_num_threads()
+    threads_before = torch.get_num_threads()
     generator = torch.Generator().manual_seed(seed)
     names = {"plastic1": f"nalsm{size}-1t", "plastic2": f"nalsm{size}-2t", "frozen1": f"lsm{size}-1t",
              "large": f"nalsm{large_size}-2t"}
@@ -90,7 +82,7 @@ def run_liquid_benchmark(rounds: int = 10, batch: int = 16, size: int = 1000, la
             times.update(time_interleaved({names["large"]: _extract(large, x_large, 2, True)}, rounds_large, warmup=1))
             sizes[names["large"]] = batch_large
     finally:
-        numba.set_num_threads(threads_before)
+        torch.set_num_threads(threads_before)
     variants = {}
     for name, t in times.items():
         summary = summarize_times(t["forward"], t["backward"])

@@ -246,21 +246,20 @@ def run_sequential(x, w, weights_out, spikes, counts, astro, pre, out_post, pre_
                 params, flags, *scratch)
 
 
-@numba.njit(parallel=True, **_JIT)
+@numba.njit(**_JIT)
 def run_independent(x, w, weights_out, spikes, counts, astro, pre, out_post, pre_ptr, by_pre, post_ptr, kind, w_min,
-                    w_max, params, flags, threads):
-    """Every sample from the weights ``w`` (left unchanged), ``threads`` at a time; with ``flags[4]`` each
-    sample's final weights go to ``weights_out[b]``."""
+                    w_max, params, flags, first, stride):
+    """Samples ``first, first + stride, ...``, each from the weights ``w`` (left unchanged); with ``flags[4]`` each
+    sample's final weights go to ``weights_out[b]``. One worker's share: the kernel releases the GIL, so
+    ``stride`` Python threads run the shares side by side (see ``liquid_run``)."""
     batch = x.shape[1]
     plastic, keep = flags[1], flags[4]
-    chunks = max(1, min(batch, threads))
-    for c in numba.prange(chunks):
-        own = np.empty_like(w) if plastic else w
-        scratch = _buffers(x, w, kind, pre)
-        for b in range(c, batch, chunks):
-            if plastic:
-                own[:] = w
-            _sample(x, b, own, spikes, counts, astro, pre, out_post, pre_ptr, by_pre, post_ptr, kind, w_min, w_max,
-                    params, flags, *scratch)
-            if keep:
-                weights_out[b, :] = own
+    own = np.empty_like(w) if plastic else w
+    scratch = _buffers(x, w, kind, pre)
+    for b in range(first, batch, stride):
+        if plastic:
+            own[:] = w
+        _sample(x, b, own, spikes, counts, astro, pre, out_post, pre_ptr, by_pre, post_ptr, kind, w_min, w_max,
+                params, flags, *scratch)
+        if keep:
+            weights_out[b, :] = own

@@ -75,6 +75,7 @@ final weights: ``(B, n_synapses)`` independent (only with ``keep_weights``), ``(
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import numpy as np
@@ -277,12 +278,10 @@ def liquid_run(x: Tensor, weights: Tensor, topology, neuron: LiquidParameters = 
     spikes in float64, the weights to float rounding; see :mod:`._liquid_kernels`). ``record=False`` skips the
     spike raster (counts only).
 
-    An independent batch runs its samples in parallel over numba's threads (``numba.set_num_threads``); a
+    An independent batch runs its samples in parallel on ``torch.get_num_threads()`` threads; a
     sequential batch, one sample after another.
     """
-    import numba   # numba and the kernels load on first use only
-
-    from spikelab.functional import _liquid_kernels as kernels
+    from spikelab.functional import _liquid_kernels as kernels   # numba loads on first use only
 
     check_liquid_parameters(neuron)
     check_astro_parameters(plasticity)
@@ -312,7 +311,11 @@ def liquid_run(x: Tensor, weights: Tensor, topology, neuron: LiquidParameters = 
         kernels.run_sequential(*args)
         final = torch.from_numpy(w) if plasticity.stdp else None
     else:
-        kernels.run_independent(*args, numba.get_num_threads())
+        workers = max(1, min(batch, torch.get_num_threads()))
+        # Python threads, not numba's parallel loop: its OpenMP pool would be one more OpenMP runtime in the
+        # process beside torch's and NEST's, and NEST crashed in ResetKernel after it had run
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(lambda first: kernels.run_independent(*args, first, workers), range(workers)))
         final = torch.from_numpy(weights_out) if keep else None
     return LiquidOutput(torch.from_numpy(spikes) if record else None, torch.from_numpy(counts),
                         torch.from_numpy(astro), final)
