@@ -112,11 +112,9 @@ def event_batches(dataset, batch_size: int = 100):
 
 
 def nalsm_main(args):
-    import numba
-
     from spikelab.liquid import LinearReadout, LiquidStateMachine, extract_features, initialise_liquid
 
-    numba.set_num_threads(1)
+    torch.set_num_threads(1)   # the liquid's independent batches run on torch's thread count
     steps, init_steps = 250, 20
     train, test = nmnist_splits(args, dt=1.0, duration=float(steps))
     print(f"{args.dataset}: {len(train)} train / {len(test)} test, T = {steps} ms, NALSM1000 liquid")
