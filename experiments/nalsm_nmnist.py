@@ -47,6 +47,7 @@ import statistics
 from pathlib import Path
 
 from spikelab.cli import main as spikelab
+from spikelab.liquid.protocol import READOUTS
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "nmnist-sample"
 VARIANTS = {"nalsm": [], "lsm+stdp": ["--no-astrocyte"], "lsm": ["--no-stdp"]}
@@ -75,7 +76,8 @@ def main():
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), help="nalsm, lsm+stdp, lsm (nalsm8000)")
     parser.add_argument("--init-samples", type=int, default=10_000, help="phase-1 samples (paper: 50000)")
-    parser.add_argument("--readout", default="ridge", help="ridge (default) or gradient (the paper's Adadelta)")
+    parser.add_argument("--readout", choices=READOUTS, default="ridge",
+                        help="ridge (default; its penalty chosen on the validation split) or adadelta (the paper's)")
     parser.add_argument("--full", action="store_true", help="the paper's setting on the complete N-MNIST")
     parser.add_argument("--runs", default="runs/nalsm", help="where the run folders go")
     parser.add_argument("--table-only", action="store_true",

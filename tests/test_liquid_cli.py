@@ -8,6 +8,7 @@ import pytest
 
 from spikelab.cli import build_parser, main
 from spikelab.cli import liquid as liquid_cli
+from spikelab.liquid.protocol import RIDGE_PENALTIES, NALSMResult
 from spikelab.run import RunConfig
 from spikelab.training import load_checkpoint
 
@@ -37,6 +38,12 @@ def test_train_writes_a_run_folder(liquid_run):
     # phase 1 changed the weights (W_INI) away from the all-maximal start
     topology_weight = checkpoint["model_state"]["topology"]["weight"]
     assert (checkpoint["model_state"]["weight"] != topology_weight).any()
+    # the library reads the run's checkpoint as it reads run_nalsm's: the readout chosen on validation
+    saved = NALSMResult.load(liquid_run / "best.pt")
+    assert saved.accuracy["test"] == result["accuracy"] and saved.config["readout"] == "ridge"
+    rows = [json.loads(line) for line in (liquid_run / "metrics.jsonl").read_text().splitlines()]
+    assert [row["ridge"] for row in rows] == list(RIDGE_PENALTIES)
+    assert result["val_accuracy"] == max(row["val_accuracy"] for row in rows)
 
 
 def test_eval_reproduces_the_test_accuracy(liquid_run, capsys):

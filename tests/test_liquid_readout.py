@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from spikelab.errors import ConfigError
-from spikelab.liquid.protocol import NALSMConfig, NALSMResult, extract_features, initialise_liquid, run_nalsm
+from spikelab.liquid.protocol import (RIDGE_PENALTIES, NALSMConfig, NALSMResult, extract_features, fit_readout,
+                                      initialise_liquid, run_nalsm)
 from spikelab.liquid.readout import LinearReadout, liquid_features, normalise
 
 
@@ -107,7 +108,32 @@ def test_run_nalsm_separates_two_classes_and_is_seeded(tmp_path):
     assert (result.predict(x) == y).float().mean() > 0.7
     ridge = run_nalsm(NALSMConfig(**{**result.config, "readout": "ridge", "stdp": False}), train, valid, test)
     assert ridge.history["init_samples_used"] == 0 and ridge.accuracy["test"] > 0.8
+    with pytest.raises(ConfigError, match="validation"):      # the penalty is chosen on a validation set
+        run_nalsm(NALSMConfig(**{**result.config, "readout": "ridge", "stdp": False}), train, None, test)
     with pytest.raises(ConfigError, match="readout"):
         NALSMConfig(readout="svm")
     with pytest.raises(ConfigError, match="iterator"):
         run_nalsm(config, iter(train))
+
+
+def test_ridge_penalty_is_chosen_on_the_validation_set_only():
+    """Features whose useful part is tiny beside a large noisy part: the penalty decides the accuracy, and the
+    one kept is the best on validation; a fixed penalty is used as given."""
+    generator = torch.Generator().manual_seed(0)
+
+    def split(n):
+        labels = torch.arange(n) % 2
+        signal = labels[:, None].float() * torch.ones(n, 3)
+        return torch.cat([signal, 40 * torch.rand(n, 30, generator=generator)], 1) + 1, labels
+
+    train, valid = split(40), split(200)
+    readout, history = fit_readout(train, valid, 2, NALSMConfig(readout="ridge"))
+    assert history["ridge"] == list(RIDGE_PENALTIES) and len(history["valid_accuracy"]) == len(RIDGE_PENALTIES)
+    assert history["valid_accuracy"][history["best_epoch"]] == max(history["valid_accuracy"])
+    assert readout.accuracy(*valid) == max(history["valid_accuracy"])
+    assert max(history["valid_accuracy"]) - min(history["valid_accuracy"]) > 0.1     # the choice matters here
+    fixed, fixed_history = fit_readout(train, None, 2, NALSMConfig(readout="ridge", ridge=1e-3))
+    assert fixed_history["ridge"] == [1e-3] and fixed_history["best_epoch"] == 0
+    assert torch.equal(fixed.linear.weight, LinearReadout(33, 2).fit_ridge(*train, ridge=1e-3).linear.weight)
+    with pytest.raises(ConfigError, match="ridge"):
+        NALSMConfig(ridge=-1.0)

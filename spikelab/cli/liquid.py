@@ -3,8 +3,9 @@
 
 A liquid run folder holds what every run folder holds (``best.pt`` and ``last.pt``, ``metrics.jsonl``,
 ``val_indices.json``, ``test.json``), so ``spikelab eval RUN_DIR`` and ``spikelab inspect RUN_DIR`` read it like any
-other. Its checkpoint's ``model_state`` holds the liquid (topology and the initialised weights ``W_INI``) and the
-readout; ``config["run"]`` is a :class:`spikelab.run.RunConfig` with ``model="nalsm"``.
+other. Its checkpoint is a :class:`spikelab.liquid.protocol.NALSMResult`'s (the liquid with the initialised weights
+``W_INI``, the readout, the protocol's config) plus ``config["run"]``, a :class:`spikelab.run.RunConfig` with
+``model="nalsm"``.
 """
 from __future__ import annotations
 
@@ -156,8 +157,10 @@ def train(args) -> int:
     that ``eval`` and ``inspect`` read."""
     import torch
 
+    from dataclasses import asdict
+
     from spikelab.cli.training import _run_folder
-    from spikelab.liquid.protocol import extract_features, initialise_liquid
+    from spikelab.liquid.protocol import NALSMResult, extract_features, fit_readout, initialise_liquid
     from spikelab.training.checkpoint import save_checkpoint
 
     started = time.perf_counter()
@@ -190,18 +193,22 @@ def train(args) -> int:
     print(f"phase 2: spike counts of {extracted} samples ({seconds['extract']:.1f} s, "
           f"{extracted / seconds['extract']:.1f} samples/s)")
     clock = time.perf_counter()
-    readout, history, choice = fit_readout(nalsm, features["train"], features["val"], train_full.num_classes)
+    readout, history = fit_readout(features["train"], features["val"], train_full.num_classes, nalsm)
     seconds["readout"] = time.perf_counter() - clock
+    rows = _history_rows(history)
+    choice = rows[history["best_epoch"]]
     result = _evaluate(readout, *features["test"], train_full.num_classes)
     result.update(_activity(lsm, _summary_spikes(lsm, nalsm, test_set, SUMMARY_SAMPLES)),
                   val_accuracy=choice["val_accuracy"], readout_choice=choice, seconds=seconds, extracted=extracted,
                   checkpoint=str(out / "best.pt"))
     out.mkdir(parents=True, exist_ok=True)
     (out / "val_indices.json").write_text(json.dumps({"val": list(map(int, val_idx))}))
-    checkpoint = _checkpoint(lsm, readout, nalsm.readout, choice, config, history)
+    accuracy = {"train": choice["train_accuracy"], "valid": choice["val_accuracy"], "test": result["accuracy"]}
+    checkpoint = NALSMResult(lsm, readout, accuracy, history, asdict(nalsm)).checkpoint()
+    checkpoint["config"]["run"] = config.to_dict()
     for name in ("last.pt", "best.pt"):
         save_checkpoint(out / name, checkpoint)
-    (out / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in history))
+    (out / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
     (out / "test.json").write_text(json.dumps(result) + "\n")
     print(f"phase 3: {nalsm.readout} readout ({seconds['readout']:.1f} s), validation accuracy "
           f"{result['val_accuracy']:.4f}")
@@ -256,30 +263,15 @@ def _print_result(result: dict) -> None:
           f"{result['summary_samples']} test samples")
 
 
-#: ridge penalties tried on the normalised counts; the one with the best validation accuracy is kept
-RIDGE_PENALTIES = tuple(10.0 ** k for k in range(-3, 5))
-
-
-def fit_readout(nalsm, train, val, classes: int):
-    """Phase 3: ridge with its penalty chosen on the validation split (``RIDGE_PENALTIES``), or NALSM's Adadelta
-    readout with its epoch chosen there (:func:`spikelab.liquid.protocol.fit_readout`). Returns the readout, one
-    history row per penalty or epoch, and the chosen row."""
-    from spikelab.liquid import protocol
-    from spikelab.liquid.readout import LinearReadout
-
-    if nalsm.readout != "ridge":
-        readout, history = protocol.fit_readout(train, val, classes, nalsm)
-        rows = [{"epoch": epoch, "train_accuracy": acc, "val_accuracy": val_acc}
-                for epoch, (acc, val_acc) in enumerate(zip(history["train_accuracy"], history["valid_accuracy"]))]
-        return readout, rows, rows[history["best_epoch"]]
-    best, rows = None, []
-    for step, penalty in enumerate(RIDGE_PENALTIES):
-        readout = LinearReadout(train[0].shape[1], classes).fit_ridge(*train, ridge=penalty)
-        rows.append({"epoch": step, "ridge": penalty, "train_accuracy": readout.accuracy(*train),
-                     "val_accuracy": readout.accuracy(*val)})
-        if best is None or rows[-1]["val_accuracy"] > best[1]["val_accuracy"]:
-            best = (readout, rows[-1])
-    return best[0], rows, best[1]
+def _history_rows(history: dict) -> list[dict]:
+    """:func:`spikelab.liquid.protocol.fit_readout`'s history as ``metrics.jsonl`` rows, one per candidate (an
+    Adadelta epoch, or a ridge penalty in the column ``ridge``)."""
+    rows = []
+    for index, (train, val) in enumerate(zip(history["train_accuracy"], history["valid_accuracy"])):
+        rows.append({"epoch": index, "train_accuracy": train, "val_accuracy": val})
+        if "ridge" in history:
+            rows[-1]["ridge"] = history["ridge"][index]
+    return rows
 
 
 def _evaluate(readout, counts, labels, num_classes) -> dict:
@@ -293,29 +285,9 @@ def _evaluate(readout, counts, labels, num_classes) -> dict:
     return summarize(scores.argmax(1), labels, loss, num_classes)
 
 
-def _checkpoint(lsm, readout, kind: str, choice: dict, config, history) -> dict:
-    """A spikelab checkpoint: the liquid (``W_INI``) as :meth:`LiquidStateMachine.checkpoint` writes it, plus the
-    readout and the run description."""
-    checkpoint = lsm.checkpoint()
-    checkpoint["model_state"]["readout"] = {"kind": kind, "state": readout.state_dict(), "choice": choice,
-                                            "classes": readout.linear.out_features}
-    return {**checkpoint, "epoch": choice["epoch"], "optimizer_state": None, "scheduler_state": None,
-            "scaler_state": None, "rng_state": None, "config": {"run": config.to_dict()}, "metrics": history,
-            "local_rules": None}
-
-
-def _readout(checkpoint, n_liquid: int):
-    from spikelab.liquid.readout import LinearReadout
-
-    stored = checkpoint["model_state"]["readout"]
-    readout = LinearReadout(n_liquid, stored["classes"])
-    readout.load_state_dict(stored["state"])
-    return readout
-
-
 def _load(path):
-    """A liquid run's checkpoint, liquid and RunConfig."""
-    from spikelab.liquid import LiquidStateMachine
+    """A liquid run's checkpoint path, :class:`~spikelab.liquid.protocol.NALSMResult` and RunConfig."""
+    from spikelab.liquid.protocol import NALSMResult
     from spikelab.run import RunConfig
     from spikelab.training.checkpoint import load_checkpoint
 
@@ -323,11 +295,11 @@ def _load(path):
     if checkpoint_path is None:
         raise CheckpointError(f"no checkpoint at {path}: give a run folder holding best.pt or a checkpoint file")
     checkpoint = load_checkpoint(checkpoint_path)
-    run = ((checkpoint.get("config") or {}).get("run"))
-    if run is None or "readout" not in (checkpoint.get("model_state") or {}):
-        raise CheckpointError(f"{checkpoint_path} holds a liquid without a readout or run description: train one "
-                              "with `spikelab train --model nalsm`")
-    return checkpoint_path, checkpoint, LiquidStateMachine.from_checkpoint(checkpoint), RunConfig.from_dict(run)
+    run = (checkpoint.get("config") or {}).get("run")
+    if run is None:
+        raise CheckpointError(f"{checkpoint_path} holds a liquid without a run description (data, binning): train "
+                              "one with `spikelab train --model nalsm`")
+    return checkpoint_path, NALSMResult.from_checkpoint(checkpoint, str(checkpoint_path)), RunConfig.from_dict(run)
 
 
 def evaluate(args) -> int:
@@ -335,7 +307,8 @@ def evaluate(args) -> int:
     stored readout."""
     import dataclasses
 
-    path, checkpoint, lsm, config = _load(args.checkpoint)
+    path, nalsm_run, config = _load(args.checkpoint)
+    lsm = nalsm_run.liquid
     if args.dataset is not None and args.dataset != config.dataset:
         raise ConfigError(f"this liquid was trained on {config.dataset!r}; evaluating it on {args.dataset!r} "
                           "would feed inputs of another shape")
@@ -346,9 +319,9 @@ def evaluate(args) -> int:
     nalsm = nalsm_config(config)
     counts, labels = extract_features(lsm, _batches(test_set, range(len(test_set))), steps=nalsm.extract_steps,
                                       rate_decay=nalsm.rate_decay, plastic=nalsm.stdp)
-    result = _evaluate(_readout(checkpoint, lsm.n_liquid), counts, labels, test_set.num_classes)
+    result = _evaluate(nalsm_run.readout, counts, labels, test_set.num_classes)
     result.update(_activity(lsm, _summary_spikes(lsm, nalsm, test_set, SUMMARY_SAMPLES)))
-    print(f"{path} ({_describe(config)}, {checkpoint['model_state']['readout']['kind']} readout) on "
+    print(f"{path} ({_describe(config)}, {nalsm.readout} readout) on "
           f"{config.dataset} test split")
     _print_result(result)
     return 0
@@ -374,7 +347,8 @@ def inspect(args) -> int:
     from spikelab.liquid.topology import EXCITATORY, INHIBITORY, INPUT
     from spikelab.plots import plot_histograms
 
-    path, checkpoint, lsm, config = _load(args.run_dir)
+    path, nalsm_run, config = _load(args.run_dir)
+    lsm = nalsm_run.liquid
     if args.samples < 1:
         raise ConfigError(f"--samples must be at least 1, got {args.samples}")
     test_set = config.load_split(train=False)
