@@ -61,10 +61,10 @@ def compare_on_nest(run: TrainedRun, x: torch.Tensor, y: torch.Tensor, progress=
     """Run the test samples through spikelab and through PyNN + NEST; accuracies and mismatched spikes.
 
     Returns a dict with ``n``, ``accuracy_spikelab``, ``accuracy_nest``, ``same_predictions`` (share of samples),
-    per spiking population (``"lif"`` and ``"or"``) ``spikes`` (spikelab's count), ``mismatches`` (spikes present in one and not the other,
-    ties apart) and ``ties``, the readout's largest membrane difference, and the seconds NEST took. Each tie is
-    ``{"sample", "step", "neuron", "membrane", "margin"}``: spikelab's membrane at that spike and its distance
-    ``membrane - threshold``, which shows it is a tie.
+    per spiking population (``"lif"`` and ``"or"``) ``spikes`` (spikelab's count), ``mismatches`` (spikes present
+    in one and not the other, ties apart) and ``ties``, the readout's largest membrane difference, and the seconds
+    NEST took. Each tie is ``{"sample", "step", "neuron", "membrane", "margin"}``: spikelab's membrane at that
+    spike and its distance ``membrane - threshold``, which shows it is a tie.
 
     A tie is a differing spike whose spikelab membrane is within ``TIE_TOLERANCE * threshold`` of the threshold.
     NEST computes spikelab's float64 membranes bit for bit when the weights were trained in float32

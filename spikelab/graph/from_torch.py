@@ -185,8 +185,9 @@ def _spike_max_pool(index: int, layer: MaxPool2d, pending, pre: Population, name
     # maximum), which is the synapse list of the OR, for any kernel, stride, padding, dilation and ceil_mode.
     windows, _, shape = _affine([module for _, module in pending] + [layer], pre.shape)
     post_index, pre_index = np.nonzero(windows)
+    source = ", ".join([*(f"{i}: Dropout" for i, _ in pending), where])
     projection = _sorted_projection(pre.name, name, pre_index, post_index, np.full(len(pre_index), weight),
-                                    np.zeros(len(pre_index)), ", ".join([*(f"{i}: Dropout" for i, _ in pending), where]))
+                                    np.zeros(len(pre_index)), source)
     projection.layers = (*(i for i, _ in pending), index)
     size = math.prod(shape)
     beta, threshold, refractory = _neuron_arrays(neuron, size)
