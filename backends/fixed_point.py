@@ -238,11 +238,14 @@ def weight_grids(network: Network, model, shifts=None) -> dict[int, tuple[float,
 
     A projection's weights are those of one layer when nothing rescales them on the way (only ``Flatten`` and
     ``Dropout`` may sit between the layer and its neuron layer); batch norm or pooling would put the grid on a
-    product of parameters, which is refused.
+    product of parameters, which is refused. The synapses of a max pooling (``"or"`` populations) are no layer's
+    weights: they stay at 2, which every grid holds.
     """
     shifts = ring_buffer_shifts(network) if shifts is None else shifts
     grids = {}
     for projection in network.projections:
+        if network.population(projection.post).kind == "or":
+            continue
         if projection.recurrent:
             raise ExportError(f"layer {projection.layers[0]} (RecurrentLIF): fine-tuning on the weight grid covers "
                               "feed-forward weights only")

@@ -59,7 +59,10 @@ and these defaults (``tau`` is continuous time, so another ``dt`` re-discretises
 
 **What is folded.** Export: an eval-mode ``BatchNorm1d`` / ``BatchNorm2d`` directly after a ``Linear`` /
 ``Conv2d`` is folded into its weights (``W' = s W``, ``b' = s (b - mean) + shift``, ``s = gamma /
-sqrt(var + eps)`` per output), ``Dropout`` is left out (the identity at inference). Import: a neuron's input
+sqrt(var + eps)`` per output), ``Dropout`` is left out (the identity at inference), and a ``MaxPool2d`` of
+spikes (NIR 1.0.8 has no max pooling) becomes a ``Conv2d`` node that sums each window and an ``LIF`` node that
+fires when the sum is not 0: the OR of the window, the same spikes at the same step; read back, it is a Conv2d and
+a LIF. Import: a neuron's input
 gain ``g != 1`` and unequal per-neuron thresholds ``theta_i`` are folded into the Affine / Linear / Conv2d
 node just before it: row ``i`` of its weights and bias is multiplied by ``g_i`` (and divided by ``theta_i``,
 threshold 1). The sub-threshold dynamics are linear, so the spikes are the same for zero and subtract reset;
@@ -98,7 +101,7 @@ nir = require("nir", "spikelab.backends.nir (NIR export and import)")
 from spikelab import __version__
 from spikelab.delays import DelayedLinear
 from spikelab.errors import ConfigError, CorruptFileError, ExportError
-from spikelab.graph import check_dt, infer_input_shape
+from spikelab.graph import check_dt, infer_input_shape, max_pool_neuron
 from spikelab.layers import (AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, Linear, MaxPool2d,
                              Sequential)
 from spikelab.functional.lif import BETA_CONVENTIONS, check_beta_convention, decay_per_step, time_constant
@@ -130,7 +133,7 @@ def _beta(tau_s: np.ndarray, dt_ms: float, convention: str) -> np.ndarray:
 # export
 
 
-_EXPORTABLE = (Linear, Conv2d, AvgPool2d, Flatten, Dropout, BatchNorm1d, BatchNorm2d, LIF, LeakyIntegrator)
+_EXPORTABLE = (Linear, Conv2d, AvgPool2d, MaxPool2d, Flatten, Dropout, BatchNorm1d, BatchNorm2d, LIF, LeakyIntegrator)
 
 
 def _check_exportable(where: str, layer: nn.Module) -> None:
@@ -145,13 +148,11 @@ def _check_exportable(where: str, layer: nn.Module) -> None:
                   "input), so per-synapse delays have no NIR form; train without delays (--no-delays) to export")
     elif isinstance(layer, RecurrentLIF):
         reason = "recurrent LIF layers are not exported (from_nir reads chains of nodes only); use LIF"
-    elif isinstance(layer, MaxPool2d):
-        reason = "NIR 1.0.8 has no max pooling node; use AvgPool2d"
     elif isinstance(layer, LIF):
         reason = "reset='none' has no NIR equivalent (NIR's LIF always resets); use reset='zero'"
     else:
-        reason = ("NIR export knows spikelab's Linear, Conv2d, AvgPool2d, Flatten, Dropout, BatchNorm1d/2d, "
-                  "LIF and LeakyIntegrator only")
+        reason = ("NIR export knows spikelab's Linear, Conv2d, AvgPool2d, MaxPool2d, Flatten, Dropout, "
+                  "BatchNorm1d/2d, LIF and LeakyIntegrator only")
     raise ExportError(f"cannot export {where} to NIR: {reason}")
 
 
@@ -224,6 +225,31 @@ def _neuron_node(layer: LIF | LeakyIntegrator, shape: tuple, dt: float, conventi
                              "detach_reset": layer.detach_reset})
 
 
+def _max_pool_nodes(layer: MaxPool2d, shape: tuple, dt: float, convention: str,
+                    where: str) -> tuple[nir.Conv2d, nir.LIF]:
+    """A max pooling of spikes as NIR nodes (NIR 1.0.8 has no max pooling): a ``Conv2d`` that sums each channel's
+    window with weight ``w`` and an ``LIF`` that fires when the sum is not 0, the OR population of
+    :func:`spikelab.graph.from_torch.max_pool_neuron`, spike for spike."""
+    if layer.ceil_mode or any(d != 1 for d in _pair(layer.dilation)) or layer.return_indices:
+        raise ExportError(f"cannot export {where} to NIR: ceil_mode, dilation and return_indices have no Conv2d "
+                          "equivalent that from_nir reads; use MaxPool2d(kernel_size, stride) and retrain")
+    neuron, weight = max_pool_neuron()
+    channels = shape[0]
+    kernel = _pair(layer.kernel_size)
+    window = np.zeros((channels, channels, *kernel))
+    window[np.arange(channels), np.arange(channels)] = weight
+    conv = nir.Conv2d(input_shape=tuple(shape[1:]), weight=window, stride=tuple(_pair(layer.stride)),
+                      padding=tuple(_pair(layer.padding)), dilation=(1, 1), groups=1, bias=np.zeros(channels))
+    out_shape = _output_shape(layer, shape)
+    beta = np.full(out_shape, float(neuron.beta))
+    tau, r = _tau_r(beta, dt, convention)
+    zeros = np.zeros(out_shape)
+    lif = nir.LIF(tau=tau, r=r, v_leak=zeros, v_threshold=np.full(out_shape, neuron.threshold), v_reset=zeros,
+                  metadata={"reset": neuron.reset, "refractory_steps": neuron.refractory_steps, "learn_beta": False,
+                            "computes": f"spikelab {where}: max pooling of spikes (an OR of each window)"})
+    return conv, lif
+
+
 def to_nir(model: nn.Module, dt: float, beta_convention: str = "exact",
            input_shape: tuple[int, ...] | None = None) -> nir.NIRGraph:
     """Describe a spikelab ``Sequential`` as a NIR graph (a chain ``input -> layers -> output``).
@@ -241,6 +267,11 @@ def to_nir(model: nn.Module, dt: float, beta_convention: str = "exact",
     ``Conv2d``                   ``Conv2d``                 ``weight (C_out, C_in, kh, kw)``, ``bias``, stride,
                                                             padding (zero bias if it has none)
     ``AvgPool2d``                ``AvgPool2d``              kernel, stride, padding 0
+    ``MaxPool2d`` of spikes      ``Conv2d`` + ``LIF``       (node names ``"k"`` and ``"k.or"``) the OR of each
+                                                            window: weight 2 from each input of its window (the
+                                                            channel's own), ``v_threshold = 1``, ``beta = 0.5``
+                                                            (:func:`spikelab.graph.from_torch.max_pool_neuron`);
+                                                            only directly after a LIF or the input
     ``Flatten``                  ``Flatten``                ``start_dim = 0`` (NIR shapes have no batch)
     ``LIF``                      ``LIF``                    ``tau`` (s), ``r``, ``v_threshold``, ``v_leak = 0``,
                                                             ``v_reset = 0``, one value per neuron
@@ -262,8 +293,8 @@ def to_nir(model: nn.Module, dt: float, beta_convention: str = "exact",
 
     Raises:
         ExportError: a layer NIR or :func:`from_nir` cannot represent, named with the reason: Ultra neurons,
-            ``DelayedLinear``, ``RecurrentLIF``, ``MaxPool2d``, ``LIF(reset="none")``, a BatchNorm not directly
-            after a Linear / Conv2d, any other module.
+            ``DelayedLinear``, ``RecurrentLIF``, a ``MaxPool2d`` of anything but spikes (or with ceil_mode or
+            dilation), ``LIF(reset="none")``, a BatchNorm not directly after a Linear / Conv2d, any other module.
     """
     dt, convention = check_dt(dt), check_beta_convention(beta_convention)
     if not isinstance(model, Sequential):
@@ -277,6 +308,7 @@ def to_nir(model: nn.Module, dt: float, beta_convention: str = "exact",
     nodes: dict[str, nir.NIRNode] = {"input": nir.Input(input_type=np.array(shape))}
     names = ["input"]
     last_weight = None  # (node name, layer, weight, bias, input shape) while the last node kept is a weight layer
+    spikes = True       # the last node kept sends spikes (the input, a LIF)
     for name, layer in layers:
         where = f"layer {name} ({type(layer).__name__})"
         if isinstance(layer, Dropout):
@@ -292,6 +324,16 @@ def to_nir(model: nn.Module, dt: float, beta_convention: str = "exact",
             last_weight = (node_name, weight_layer, weight, bias, in_shape)
             continue
         last_weight = None
+        if isinstance(layer, MaxPool2d):
+            if not spikes:
+                raise ExportError(f"cannot export {where} to NIR: it pools membrane input currents, not spikes, and "
+                                  "NIR has no max pooling node; put the MaxPool2d directly after the LIF (Conv2d, "
+                                  "LIF, MaxPool2d) or use AvgPool2d, and retrain")
+            nodes[name], nodes[f"{name}.or"] = _max_pool_nodes(layer, shape, dt, convention, where)
+            names += [name, f"{name}.or"]
+            shape = _output_shape(layer, shape)
+            continue
+        spikes = isinstance(layer, LIF)
         if isinstance(layer, (Linear, Conv2d)):
             weight = _numpy(layer.weight)
             bias = None if layer.bias is None else _numpy(layer.bias)

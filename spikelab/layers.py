@@ -96,7 +96,8 @@ class Conv2d(_EveryStep, nn.Conv2d):
 
 @configurable
 class MaxPool2d(_EveryStep, nn.MaxPool2d):
-    """Max pooling of every frame: ``(T, B, C, H, W) -> (T, B, C, H/k, W/k)``. Pooling spikes gives spikes."""
+    """Max pooling of every frame: ``(T, B, C, H, W) -> (T, B, C, H/k, W/k)``. Pooling spikes gives spikes: the
+    exporters run it as a population of OR neurons (:func:`spikelab.graph.max_pool_neuron`)."""
 
     def __init__(self, kernel_size, stride=None):
         super().__init__(kernel_size, stride=stride)

@@ -8,8 +8,8 @@ sequence ``(T, B, classes)`` the losses read.
 name       layers                                       meant for
 =========  ===========================================  =======================================
 ``mlp``    Flatten, [Linear, LIF] x hidden, Linear, LI  any input; the demo set's default
-``conv``   [Conv5x5, LIF, Pool2] x 2, Linear, LI        frames (C, H, W); with average pooling
-                                                        (exportable) N-MNIST's default
+``conv``   [Conv5x5, LIF, Pool2] x 2, Linear, LI        frames (C, H, W); with max pooling
+                                                        N-MNIST's default
 ``rsnn``   Flatten, Linear, recurrent LIF, Linear, LI   spike trains over channels: SHD
 ``shd-     Flatten, [DelayedLinear, BatchNorm, LIF,      SHD (Hammouamri et al. 2024): learned
 delays``   Dropout] x 2, DelayedLinear, LI              synaptic delays up to 24 steps
@@ -65,8 +65,9 @@ def conv(input_shape, num_classes, channels=(12, 32), kernel_size=5, pool="max",
          neuron_options=None, readout_beta=0.9):
     """Convolutional LIF network (snnTorch-tutorial style): ``[C k x k, LIF, MaxPool 2] x len(channels)``.
 
-    ``pool``: ``"max"`` (default; spikes stay spikes) or ``"avg"`` (a fixed linear map, which the exporters fold
-    into the next convolution's synapses: the only one of the two PyNN / SpiNNaker can run).
+    ``pool``: ``"max"`` (default; spikes stay spikes: the exporters run it as one more population of OR neurons,
+    :func:`spikelab.graph.from_torch.max_pool_neuron`) or ``"avg"`` (a fixed linear map, which the exporters fold
+    into the next convolution's synapses). Both run on PyNN / SpiNNaker, spike for spike.
     """
     if pool not in POOLS:
         raise ConfigError(f"pool must be one of {', '.join(POOLS)}, got {pool!r}")
@@ -160,7 +161,7 @@ MODEL_DEFAULTS = {
 #: binning (dt, duration, pooling) is the dataset's: :data:`spikelab.datasets.DATASET_DEFAULTS`.
 DATASET_MODELS = {
     "demo": {"model": "mlp", "epochs": 15},
-    "nmnist": {"model": "conv", "pool": "avg", "dropout": 0.3, "epochs": 20},
+    "nmnist": {"model": "conv", "pool": "max", "dropout": 0.3, "epochs": 20},
     "shd": {"model": "mlp"},
 }
 

@@ -78,6 +78,8 @@ def test_nmnist_default_model_converts_to_the_hardware_graph_and_fits_spinnaker(
     model = build_model(config.model, NMNIST_INPUT, 10, dt=config.dt, **config.model_options)
     network = Network.from_model(model, config.dt, NMNIST_INPUT)
     assert network.input.size == 2 * 34 * 34 and network.populations[-1].size == 10
+    pools = [p.name for p in network.populations if p.kind == "or"]     # max pooling: one OR population per block
+    assert pools == (["pool1", "pool2"] if config.model_options["pool"] == "max" else [])
     report = spinnaker.check(network)
     assert report.ok, report.format()
 

@@ -86,12 +86,71 @@ def test_conv_and_average_pooling_fold_into_one_projection():
     np.testing.assert_allclose(ref["readout"], out.numpy(), atol=1e-12)
 
 
+def max_pool_net(pool=None, seed=0):
+    """Conv, LIF, max pooling (``pool``, default 2 x 2), Dropout, conv, LIF, max pooling, Linear, readout; weights
+    scaled so that every layer spikes."""
+    torch.manual_seed(seed)
+    layers = [sl.Conv2d(1, 3, 3), sl.LIF(beta=0.7), pool or sl.MaxPool2d(2), sl.Dropout(0.2), sl.Conv2d(3, 4, 2),
+              sl.LIF(beta=0.8, threshold=0.5), sl.MaxPool2d(2), sl.Flatten()]
+    features = sl.Sequential(*layers).eval()(torch.zeros(1, 1, 1, 10, 10)).shape[-1]
+    net = sl.Sequential(*layers, sl.Linear(features, 3), sl.LeakyIntegrator()).double().eval()
+    net[0].weight.data *= 4
+    net[4].weight.data *= 3
+    return net
+
+
+def pooled_spikes(net, recorded, x):
+    """The torch model's max pooling outputs ``{layer index: (T, B, n)}``: the OR populations' spikes."""
+    pools = [i for i, layer in enumerate(net) if isinstance(layer, sl.MaxPool2d)]
+    with torch.no_grad():
+        return {i: net[i](recorded[str(i - 1)]["spikes"] if i else x).flatten(2).numpy() for i in pools}
+
+
+@pytest.mark.parametrize("options", [{}, {"kernel_size": 3, "stride": 2, "padding": 1}, {"kernel_size": 2, "stride": 1},
+                                     {"kernel_size": 2, "dilation": 2}, {"kernel_size": 3, "ceil_mode": True}])
+def test_max_pooling_of_spikes_runs_as_an_or_population_spike_for_spike(options):
+    pool = sl.MaxPool2d(options.pop("kernel_size", 2), options.pop("stride", None))
+    for key, value in options.items():       # torch's options that sl.MaxPool2d's signature leaves at their defaults
+        setattr(pool, key, value)
+    net = max_pool_net(pool)
+    x = (torch.rand(30, 4, 1, 10, 10) < 0.3).double()
+    recorded, out = torch_outputs(net, x)
+    network = Network.from_model(net, dt=1.0, input_shape=(1, 10, 10))
+    assert [(p.name, p.kind, p.latency, p.layer) for p in network.populations] == [
+        ("input", "input", 0, None), ("lif1", "lif", 1, 1), ("pool1", "or", 2, 2), ("lif2", "lif", 3, 5),
+        ("pool2", "or", 4, 6), ("readout", "readout", 5, 9)]
+    first = network.projections[1]
+    assert (first.pre, first.post, first.layers) == ("lif1", "pool1", (2,))
+    assert set(first.weight) == {2.0} and set(first.delay) == {0}
+    ref = simulate(network, x.flatten(2).numpy())
+    pooled = pooled_spikes(net, recorded, x)
+    for name, index in (("lif1", 1), ("lif2", 5)):
+        np.testing.assert_array_equal(ref[name], recorded[str(index)]["spikes"].flatten(2).numpy())
+    for name, index in (("pool1", 2), ("pool2", 6)):
+        assert network.population(name).shape == net[index](recorded[str(index - 1)]["spikes"]).shape[2:]
+        assert 0 < pooled[index].sum() < pooled[index].size
+        np.testing.assert_array_equal(ref[name], pooled[index])
+    np.testing.assert_allclose(ref["readout"], out.numpy(), rtol=0, atol=1e-12)
+
+
+def test_max_pooling_of_the_input_spikes_is_an_or_population_too():
+    torch.manual_seed(2)
+    net = sl.Sequential(sl.MaxPool2d(2), sl.Flatten(), sl.Linear(2 * 4 * 4, 3), sl.LeakyIntegrator()).double()
+    x = (torch.rand(20, 3, 2, 8, 8) < 0.2).double()
+    network = Network.from_model(net, dt=1.0, input_shape=(2, 8, 8))
+    assert [(p.name, p.size) for p in network.populations] == [("input", 128), ("pool1", 32), ("readout", 3)]
+    ref = simulate(network, x.flatten(2).numpy())
+    with torch.no_grad():
+        np.testing.assert_array_equal(ref["pool1"], net[0](x).flatten(2).numpy())
+        np.testing.assert_allclose(ref["readout"], net(x).numpy(), rtol=0, atol=1e-12)
+
+
 @pytest.mark.parametrize("net, message", [
     (sl.Sequential(sl.Linear(4, 3), sl.LIF(reset="subtract"), sl.Linear(3, 2), sl.LeakyIntegrator()),
      "reset='subtract'"),
     (sl.Sequential(sl.Linear(4, 3), sl.UltraLIF(), sl.Linear(3, 2), sl.LeakyIntegrator()), "retrain with --neuron lif"),
-    (sl.Sequential(sl.Conv2d(1, 2, 3), sl.LIF(), sl.MaxPool2d(2), sl.Flatten(), sl.Linear(8, 2), sl.LeakyIntegrator()),
-     "max pooling"),
+    (sl.Sequential(sl.Conv2d(1, 2, 3), sl.MaxPool2d(2), sl.LIF(), sl.Flatten(), sl.Linear(8, 2), sl.LeakyIntegrator()),
+     "layer 1: MaxPool2d pools the output of layers 0: Conv2d (membrane input currents, not spikes)"),
     (sl.Sequential(sl.Linear(4, 3), sl.LIF(), sl.Linear(3, 2)), "ends with layer 2 (Linear)"),
     (sl.Sequential(sl.Linear(4, 3), sl.LIF(reset="none"), sl.Linear(3, 2), sl.LeakyIntegrator()), "reset='none'"),
     (sl.Sequential(sl.DelayedLinear(4, 3, 2, extend=True), sl.LIF(), sl.Linear(3, 2), sl.LeakyIntegrator()),

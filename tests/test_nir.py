@@ -135,6 +135,32 @@ def test_conv_net_round_trip_with_batchnorm2d_folded(tmp_path):
     _spec_rebuilds(imported)
 
 
+@pytest.mark.parametrize("pool", [(2, None, 0), (3, 2, 1)], ids=["2x2", "3x3-stride2-padding1"])
+def test_max_pooling_of_spikes_exports_as_a_conv_and_an_or_lif_spike_for_spike(pool, tmp_path):
+    kernel, stride, padding = pool
+    max_pool = sl.MaxPool2d(kernel, stride)
+    max_pool.padding = padding
+    model = sl.Sequential(sl.Conv2d(2, 4, 3), sl.LIF(beta=0.8), max_pool, sl.Dropout(0.3), sl.Flatten())
+    features = model.eval()(torch.zeros(1, 1, 2, 8, 8)).shape[-1]
+    model = _scale_weights(sl.Sequential(*model, sl.Linear(features, 5), sl.LIF(beta=0.9), sl.Linear(5, 3),
+                                         sl.LeakyIntegrator(beta=0.9)), 5.0).double().eval()
+    graph, imported = _round_trip(model, tmp_path, 1.0, input_shape=(2, 8, 8))
+    window, lif = graph.nodes["2"], graph.nodes["2.or"]
+    assert (type(window).__name__, type(lif).__name__) == ("Conv2d", "LIF")
+    assert window.weight.shape == (4, 4, kernel, kernel) and set(np.unique(window.weight)) == {0.0, 2.0}
+    assert np.all(lif.v_threshold == 1.0) and lif.tau.shape == tuple(graph.nodes["4"].input_type["input"])
+    assert [type(layer).__name__ for layer in imported] == \
+        ["Conv2d", "LIF", "Conv2d", "LIF", "Flatten", "Linear", "LIF", "Linear", "LeakyIntegrator"]
+    x = _binary((2, 8, 8), p=0.4)
+    with torch.no_grad(), sl.record(model) as before, sl.record(imported) as after:
+        out, out_imported = model(x), imported(x)
+        pooled = model[2](before["1"]["spikes"])
+    assert 0 < pooled.sum() < pooled.numel()
+    assert torch.equal(after["3"]["spikes"], pooled)               # the OR LIF fires as the max pooling
+    assert torch.equal(after["6"]["spikes"], before["6"]["spikes"]) and before["6"]["spikes"].sum() > 20
+    torch.testing.assert_close(out_imported, out, rtol=0, atol=1e-12)
+
+
 def test_batchnorm1d_after_linear_is_folded_into_an_affine(tmp_path):
     model = sl.Sequential(sl.Linear(30, 40, bias=False), sl.BatchNorm1d(40), sl.LIF(beta=0.9),
                           sl.Linear(40, 10), sl.LeakyIntegrator(beta=0.8))
@@ -220,8 +246,12 @@ def test_export_refuses_delays_max_pooling_and_unknown_input_shape():
         to_nir(sl.Sequential(sl.DelayedLinear(4, 8, max_delay=5), sl.LIF()), dt=1.0)
     with pytest.raises(ExportError, match="input_shape="):
         to_nir(sl.Sequential(sl.Conv2d(2, 4, 3), sl.LIF()), dt=1.0)
-    with pytest.raises(ExportError, match=r"layer 2 \(MaxPool2d\).*no max pooling"):
-        to_nir(sl.Sequential(sl.Conv2d(2, 4, 3), sl.LIF(), sl.MaxPool2d(2)), dt=1.0, input_shape=(2, 8, 8))
+    with pytest.raises(ExportError, match=r"layer 1 \(MaxPool2d\).*pools membrane input currents, not spikes"):
+        to_nir(sl.Sequential(sl.Conv2d(2, 4, 3), sl.MaxPool2d(2), sl.LIF()), dt=1.0, input_shape=(2, 8, 8))
+    ceil = sl.MaxPool2d(2)
+    ceil.ceil_mode = True
+    with pytest.raises(ExportError, match=r"layer 2 \(MaxPool2d\).*ceil_mode"):
+        to_nir(sl.Sequential(sl.Conv2d(2, 4, 3), sl.LIF(), ceil), dt=1.0, input_shape=(2, 8, 8))
     with pytest.raises(ConfigError, match="beta convention"):
         to_nir(sl.Sequential(sl.Linear(4, 2)), dt=1.0, beta_convention="rk4")
     with pytest.raises(ConfigError, match="dt must be"):

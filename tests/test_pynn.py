@@ -17,7 +17,7 @@ from spikelab.run import Binning, RunConfig, TrainedRun
 from spikelab.graph import Network, Population, Projection, simulate
 
 from parts import need
-from test_graph import mixed_net, torch_outputs
+from test_graph import max_pool_net, mixed_net, torch_outputs
 
 need("pyNN.nest")
 from spikelab.backends.pynn import (cell_parameters, connection_lists, membrane_time_constant,  # noqa: E402
@@ -160,6 +160,26 @@ def test_a_tie_split_by_rounding_is_reported_with_its_margin():
     assert lif["spikes"] == 0 and lif["mismatches"] == 0
     assert lif["ties"] == [{"sample": 0, "step": 0, "neuron": 0, "membrane": weight, "margin": weight - threshold}]
     assert -2 * np.spacing(weight) <= lif["ties"][0]["margin"] < 0
+
+
+def test_max_pooling_of_spikes_runs_on_nest_spike_for_spike():
+    """Conv, LIF, overlapping max pooling (3 x 3, stride 2, padding 1), conv, LIF, 2 x 2 max pooling, readout: the
+    OR populations' spikes on NEST are the MaxPool2d outputs of the torch model, one step later, and nothing
+    differs."""
+    pool = sl.MaxPool2d(3, 2)
+    pool.padding = 1
+    net = max_pool_net(pool, seed=4)
+    net.dt = 1.0
+    x = (torch.rand(30, 3, 1, 10, 10, generator=torch.Generator().manual_seed(4)) < 0.3).double()
+    run = TrainedRun(net, RunConfig(None, None, Binning(dt=1.0), input_shape=(1, 10, 10)), "a hand-built model")
+    result = compare_on_nest(run, x, torch.zeros(3, dtype=torch.long))
+    populations = result["populations"]
+    assert list(populations) == ["lif1", "pool1", "lif2", "pool2", "readout"]
+    for name in ("lif1", "pool1", "lif2", "pool2"):
+        assert populations[name]["spikes"] > 20, f"{name} hardly fires: the comparison would prove little"
+        assert populations[name]["mismatches"] == 0 and populations[name]["ties"] == [], (name, populations[name])
+    assert populations["readout"]["max_membrane_difference"] < 1e-9
+    assert result["same_predictions"] == 1.0
 
 
 def test_parameter_mapping():

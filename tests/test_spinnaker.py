@@ -264,6 +264,32 @@ def test_evaluate_fixed_point_reports_both_accuracies():
     assert set(result["mismatch"]) == {"lif1", "readout"}
 
 
+def test_a_conv_net_with_max_pooling_fits_and_its_or_populations_are_exact_in_fixed_point():
+    from test_graph import max_pool_net
+
+    pool = sl.MaxPool2d(3, 2)
+    pool.padding = 1                                  # overlapping windows: 1 to 4 per input
+    net = max_pool_net(pool, seed=5)
+    network = Network.from_model(net, dt=1.0, input_shape=(1, 10, 10))
+    report = sp.check(network)
+    assert report.ok, report.format()
+    pool1 = report.population("pool1")
+    assert (pool1.kind, pool1.size, pool1.latency, pool1.cores) == ("or", 3 * 4 * 4, 2, 1)
+    assert report.predicted_cores == 6              # the input and five populations, one core each
+    assert "pool1" in report.format() and "or" in report.format()
+    assert report.max_expected_summed_weight["pool1"] == [2.0 * 9, 0.0]   # 3 x 3 windows of weight 2
+    assert fx.weight_grids(network, net, report.shifts).keys() == {0, 4, 8}   # the pooling has no weight layer
+    spikes = bernoulli(30, 4, 100, 0.3, seed=5)
+    fixed = fx.simulate_fixed_point(network, spikes, report.shifts)
+    for name, pre in (("pool1", "lif1"), ("pool2", "lif2")):
+        index = network.population(name).layer
+        pre_spikes = torch.from_numpy(fixed[pre]).reshape(30, 4, *network.population(pre).shape)
+        with torch.no_grad():
+            pooled = net[index](pre_spikes).flatten(2).numpy()
+        assert 0 < pooled.sum() < pooled.size
+        np.testing.assert_array_equal(fixed[name], pooled)       # the OR of the chip's own spikes, exactly
+
+
 def test_virtual_board_maps_2312_500_10_as_predicted(tmp_path, monkeypatch):
     need("spynnaker")
     torch.manual_seed(0)

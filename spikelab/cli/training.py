@@ -106,7 +106,7 @@ def _add_train_parser(commands):
     model.add_argument("--hidden", type=_ints, help=f"hidden layer sizes, comma-separated ({_default_help('hidden')})")
     model.add_argument("--channels", type=_ints, help=f"conv model: channels per block ({_default_help('channels')})")
     model.add_argument("--pool", choices=POOLS,
-                       help=f"conv model: pooling after each block, max or avg (exports to PyNN / SpiNNaker) "
+                       help=f"conv model: pooling after each block, max or avg (both export to PyNN / SpiNNaker) "
                             f"({_default_help('pool')})")
     model.add_argument("--dropout", type=float,
                        help=f"dropout after each hidden layer, one mask per sequence ({_default_help('dropout')})")

@@ -3,8 +3,9 @@
 Everything linear between two neuron layers (``Linear``, ``Conv2d``, ``AvgPool2d``, ``Flatten``, batch norm in eval
 mode, ``Dropout``) is folded into one effective weight matrix and bias by probing the layers with unit inputs in
 float64; a :class:`~spikelab.delays.DelayedLinear` keeps one integer delay per synapse; every neuron layer is asked
-for its LIF description (:meth:`spikelab.neurons.Neuron.as_lif`), and what an LIF simulator cannot run is refused
-with :class:`~spikelab.errors.ExportError`.
+for its LIF description (:meth:`spikelab.neurons.Neuron.as_lif`); a ``MaxPool2d`` of spikes becomes one more
+population of OR neurons (:func:`max_pool_neuron`), and what an LIF simulator cannot run is refused with
+:class:`~spikelab.errors.ExportError`.
 """
 from __future__ import annotations
 
@@ -28,6 +29,25 @@ from .network import Network, Population, Projection
 AFFINE_LAYERS = (Linear, Conv2d, AvgPool2d, BatchNorm1d, BatchNorm2d, Flatten, Dropout)
 #: Rows of the identity pushed through the affine layers at once when probing their weight matrix.
 PROBE_CHUNK = 512
+
+
+def max_pool_neuron() -> tuple[LIFDescription, float]:
+    r"""The neuron and synapse weight that compute a max pooling of spikes exactly: ``(neuron, weight)``.
+
+    The input of a ``MaxPool2d`` that follows a neuron layer is binary spikes, so its output is an OR over each
+    window. One zero-reset LIF neuron per pooled output, with a synapse of weight ``w = 2`` from every input of its
+    window, threshold 1, no bias and no refractory step, computes it::
+
+        v[t] = beta (1 - s[t-1]) v[t-1] + w n[t],   s[t] = v[t] >= 1,   n[t] = spikes in the window at step t
+
+    ``v[t-1]`` is 0 whenever ``s[t-1]`` is 0 (any input would have made it fire), and the reset zeroes it
+    otherwise, so ``v[t] = w n[t]`` and ``s[t] = (n[t] >= 1) = max(window)``, whatever ``beta``. The membrane is
+    0 or at least twice the threshold, so no rounding decides a spike: 2 and 1 are exact in float64, on
+    SpiNNaker's 16-bit weight grid (a power of two) and in its s16.15 state. ``beta = 0.5`` (exact in binary)
+    only gives simulators a valid ``tau_m`` (PyNN refuses ``beta = 0``). On a simulator with at least one step per
+    projection the OR population adds one step of latency.
+    """
+    return LIFDescription(kind="lif", beta=0.5, threshold=1.0, reset="zero", refractory_steps=0), 2.0
 
 
 def describe_model(model: nn.Module, dt: float | None = None, input_shape=None, approximate: bool = False) -> Network:
@@ -62,7 +82,7 @@ def infer_input_shape(layers) -> tuple:
     for layer in layers:
         if isinstance(layer, (Linear, DelayedLinear)):
             return (layer.in_features,)
-        if isinstance(layer, (Conv2d, AvgPool2d)):
+        if isinstance(layer, (Conv2d, AvgPool2d, MaxPool2d)):
             break
     raise ExportError("cannot tell the input shape of this model (it starts with a convolution or pooling): "
                       "pass input_shape=(C, H, W) (runs trained by `spikelab train` record it)")
@@ -96,7 +116,7 @@ def _describe(layers, dt: float, input_shape: tuple, approximate: bool = False) 
     projections: list[Projection] = []
     approximations: list[str] = []
     pending: list[tuple[int, nn.Module]] = []   # the affine layers since the last neuron layer
-    n_lif = 0
+    n_lif = n_pool = 0
     for index, layer in enumerate(layers):
         where = f"{index}: {type(layer).__name__}"
         if isinstance(layer, Neuron):
@@ -131,8 +151,11 @@ def _describe(layers, dt: float, input_shape: tuple, approximate: bool = False) 
         elif isinstance(layer, (*AFFINE_LAYERS, DelayedLinear)):
             pending.append((index, layer))
         elif isinstance(layer, MaxPool2d):
-            raise ExportError(f"layer {where}: max pooling has no synapse equivalent on PyNN / SpiNNaker; use "
-                              "AvgPool2d or a strided Conv2d and retrain")
+            n_pool += 1
+            population, projection = _spike_max_pool(index, layer, pending, populations[-1], f"pool{n_pool}")
+            populations.append(population)
+            projections.append(projection)
+            pending = []
         else:
             raise ExportError(f"layer {where} has no equivalent in an exported network (supported: Linear, "
                               "Conv2d, AvgPool2d, BatchNorm, Flatten, Dropout, DelayedLinear, LIF, RecurrentLIF, "
@@ -143,6 +166,34 @@ def _describe(layers, dt: float, input_shape: tuple, approximate: bool = False) 
     if len(populations) < 2:
         raise ExportError("the model has no neuron layer to export")
     return Network(dt, populations, projections, approximations)
+
+
+def _spike_max_pool(index: int, layer: MaxPool2d, pending, pre: Population, name: str):
+    """The OR population (:func:`max_pool_neuron`) and its projection from ``pre`` for a max pooling of spikes:
+    refused unless only Dropout (the identity at inference) lies between ``pre``'s neuron layer and the pooling."""
+    where = f"{index}: MaxPool2d"
+    if any(not isinstance(module, Dropout) for _, module in pending):
+        between = ", ".join(f"{i}: {type(module).__name__}" for i, module in pending)
+        raise ExportError(f"layer {where} pools the output of layers {between} (membrane input currents, not spikes), "
+                          "which no synapse computes; put the MaxPool2d directly after the neuron layer (Conv2d, LIF, "
+                          "MaxPool2d) or use AvgPool2d, and retrain")
+    if layer.return_indices:
+        raise ExportError(f"layer {where}: return_indices=True gives the pooling positions as well, which no "
+                          "population sends; build it with return_indices=False")
+    neuron, weight = max_pool_neuron()
+    # Probing with one-hot spikes gives 1 for every window that holds the input (padding pools -inf, never a
+    # maximum), which is the synapse list of the OR, for any kernel, stride, padding, dilation and ceil_mode.
+    windows, _, shape = _affine([module for _, module in pending] + [layer], pre.shape)
+    post_index, pre_index = np.nonzero(windows)
+    source = ", ".join([*(f"{i}: Dropout" for i, _ in pending), where])
+    projection = _sorted_projection(pre.name, name, pre_index, post_index, np.full(len(pre_index), weight),
+                                    np.zeros(len(pre_index)), source)
+    projection.layers = (*(i for i, _ in pending), index)
+    size = math.prod(shape)
+    beta, threshold, refractory = _neuron_arrays(neuron, size)
+    population = Population(name, "or", shape, beta, threshold, np.zeros(size), refractory, pre.latency + 1, where,
+                            index)
+    return population, projection
 
 
 def _recurrent(layer: RecurrentLIF, index: int, name: str, where: str) -> Projection:

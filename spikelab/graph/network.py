@@ -21,9 +21,12 @@ class Population:
     ==================  ============  =====================================================================
     field               unit          meaning
     ==================  ============  =====================================================================
-    ``name``            --            ``"input"``, ``"lif1"``, ``"lif2"``..., ``"readout"``
-    ``kind``            --            ``"input"`` (spike source), ``"lif"`` (zero reset) or ``"readout"``
-                                      (leaky integrator: never fires, its membrane is the output)
+    ``name``            --            ``"input"``, ``"lif1"``, ``"lif2"``..., ``"pool1"``..., ``"readout"``
+    ``kind``            --            ``"input"`` (spike source), ``"lif"`` (zero reset), ``"or"`` (zero-reset
+                                      LIF neurons that fire when any input spiked this step: a max pooling of
+                                      spikes, :func:`~spikelab.graph.from_torch.max_pool_neuron`; simulators run
+                                      it as ``"lif"``) or ``"readout"`` (leaky integrator: never fires, its
+                                      membrane is the output)
     ``shape``           --            one step's feature shape in the torch model, e.g. ``(2, 34, 34)``
     ``beta``            1 per step    membrane decay per step ``exp(-dt / tau_m)``, one per neuron
     ``threshold``       input units   firing threshold per neuron (``inf`` for the readout)
