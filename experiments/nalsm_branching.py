@@ -35,6 +35,28 @@ run are the input (N-MNIST events, about 14 input spikes per ms, against MNIST p
 enters the astrocyte's drive ``S_liquid - S_input``) and 10x fewer initialisation samples. A one-seed probe with
 only 200 initialisation samples (20 test recordings) gave 1.38 / 1.28 / 1.05 / 0.93 at w_A = 0.002 / 0.015 / 0.1
 / 0.2, closer to the paper's slope, so the length of phase 1 matters at high w_A.
+
+``--input images`` tests the input hypothesis: MNIST-style input as the paper's MNIST runs encode it (each
+recording's events summed into a 34 x 34 image, pixel / pixel sum / set maximum as the per-ms Bernoulli probability,
+1156 channels). It does not bring the curve closer (seed 0, 5,000 initialisation samples, the same build as the
+table above plus this option; ``python experiments/nalsm_branching.py --input images --seeds 0``):
+
+         w_A   BF (images)  paper (MNIST)   rate Hz
+       0.002         1.322           1.42     124.9
+      0.0075         1.333           1.32      73.9
+       0.015         1.239           1.25      60.9
+       0.025         1.225           1.18      55.0
+        0.05         1.222           1.09      51.1
+         0.1         1.243           0.99      50.8
+         0.2         1.317           0.88      51.8
+        none         1.449                    325.3
+
+Above w_A 0.025 the rate stops falling (about 51 Hz, i.e. 51 liquid spikes per ms) and the BF rises again. The
+astrocyte's drive ``w_A (S_liquid - S_input) + b_A`` vanishes where the liquid's spikes per ms equal the input's
+plus ``b_A / w_A``, so a large w_A holds the liquid near the input's spike count per ms rather than lowering it
+further: this encoding offers 59 input spikes per ms on average (before the input units' refractory steps), the
+events 12, and the floors are 51 and 27 Hz (phase 2 is not at steady state: w_A and b_A decay by 0.99 per ms).
+Why the paper's liquid goes on falling below BF 1 there is not resolved.
 """
 import argparse
 import json
@@ -55,25 +77,57 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "nmnist-sample"
 INIT_MS, SAMPLE_MS, RATE_DECAY, CHUNK = 20, 250, 0.99, 500
 
 
-def frames(dataset, indices, ms):
-    return torch.stack([dataset[int(i)][0][:ms].reshape(ms, -1) for i in indices], 1)
+class EventInput:
+    """N-MNIST events binned at 1 ms: 2312 channels (pixel x polarity), as NALSM's N-MNIST runs."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+        self.channels = int(np.prod(dataset.input_shape))
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def frames(self, indices, ms):
+        return torch.stack([self.dataset[int(i)][0][:ms].reshape(ms, -1) for i in indices], 1)
+
+
+class ImageInput(EventInput):
+    """MNIST-style input made from N-MNIST: each recording's events summed over time and polarity into a 34 x 34
+    intensity image, encoded as NALSM's MNIST runs encode pixels (``reference/algorithms.md`` §3.6): the image
+    divided by its pixel sum, then by the largest such value of the set, is each pixel's spike probability per ms
+    (1156 channels)."""
+
+    def __init__(self, dataset, seed, scale=None):
+        super().__init__(dataset)
+        images = torch.stack([dataset[i][0].sum((0, 1)).reshape(-1).double() for i in range(len(dataset))])
+        images = images / images.sum(1, keepdim=True).clamp(min=1.0)
+        self.scale = float(images.max()) if scale is None else scale
+        self.probability = (images / self.scale).clamp(max=1.0).float()
+        self.channels = images.shape[1]
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def frames(self, indices, ms):
+        p = self.probability[torch.as_tensor(np.asarray(indices), dtype=torch.long)]        # (B, channels)
+        return (torch.rand(ms, *p.shape, generator=self.generator) < p).float()
+
 
 
 def measure(astro_w, seed, train_set, test_set, args) -> dict:
+    """One liquid: phase 1 on ``train_set``, then the BF and rate on ``args.record_samples`` of ``test_set``."""
     from spikelab.functional.liquid import AstroSTDPParameters
 
     plasticity = AstroSTDPParameters(astrocyte=astro_w is not None,
                                      astro_w=astro_w if astro_w is not None else AstroSTDPParameters().astro_w)
-    lsm = LiquidStateMachine(size=1000, n_input=int(np.prod(train_set.input_shape)), seed=seed, plasticity=plasticity)
+    lsm = LiquidStateMachine(size=1000, n_input=train_set.channels, seed=seed, plasticity=plasticity)
     rng = np.random.default_rng(seed)
     order = np.concatenate([rng.permutation(len(train_set))
                             for _ in range(-(-args.init_samples // len(train_set)))])[:args.init_samples]
     started = time.perf_counter()
     for start in range(0, len(order), CHUNK):
-        lsm.learn(frames(train_set, order[start:start + CHUNK], INIT_MS))
+        lsm.learn(train_set.frames(order[start:start + CHUNK], INIT_MS))
     init_s = time.perf_counter() - started
     shown = rng.choice(len(test_set), args.record_samples, replace=False)
-    out = lsm(frames(test_set, shown, SAMPLE_MS), rate_decay=RATE_DECAY)
+    out = lsm(test_set.frames(shown, SAMPLE_MS), rate_decay=RATE_DECAY)
     spikes = out.spikes.numpy().transpose(1, 0, 2)       # (samples, T, neurons)
     return {"astro_w": astro_w, "seed": seed, "bf": branching_factor(spikes, recurrent_connectivity(lsm.topology)),
             "rate_hz": float(firing_rates(spikes).mean()), "init_s": init_s}
@@ -86,11 +140,19 @@ def main():
     parser.add_argument("--astro-weights", type=float, nargs="+", default=sorted(PAPER_BF), help="w_A values")
     parser.add_argument("--init-samples", type=int, default=5_000, help="phase-1 samples (paper: 50000)")
     parser.add_argument("--record-samples", type=int, default=20, help="samples the BF is computed on (paper: 20)")
+    parser.add_argument("--input", choices=("events", "images"), default="events",
+                        help="events: N-MNIST events at 1 ms (default); images: MNIST-style Bernoulli pixels made "
+                             "from them, as the paper's MNIST curve")
     parser.add_argument("--out", default="runs/nalsm_branching.json", help="where to write every measurement")
     args = parser.parse_args()
     torch.set_num_threads(1)   # also the liquid's: an independent batch runs on torch's thread count
-    train_set = load_dataset("nmnist", args.data_dir, train=True, dt=1.0, duration=float(SAMPLE_MS))
-    test_set = load_dataset("nmnist", args.data_dir, train=False, dt=1.0, duration=float(SAMPLE_MS))
+    train_events, test_events = (load_dataset("nmnist", args.data_dir, train=train, dt=1.0, duration=float(SAMPLE_MS))
+                                 for train in (True, False))
+    if args.input == "images":   # the test images share the training set's scale, as NALSM's dataset max
+        train_set = ImageInput(train_events, seed=0)
+        test_set = ImageInput(test_events, seed=1, scale=train_set.scale)
+    else:
+        train_set, test_set = EventInput(train_events), EventInput(test_events)
     rows = []
     for astro_w in [*args.astro_weights, None]:
         for seed in args.seeds:
@@ -98,7 +160,7 @@ def main():
             print(json.dumps(rows[-1]), flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(rows, indent=1) + "\n")
-    print(f"\nNALSM1000 on N-MNIST, {args.init_samples} init samples x {INIT_MS} ms, BF on {args.record_samples} "
+    print(f"\nNALSM1000 on N-MNIST {args.input}, {args.init_samples} init samples x {INIT_MS} ms, BF on {args.record_samples} "
           f"test samples x {SAMPLE_MS} ms; mean +- std over seeds {args.seeds}")
     print(f"{'w_A':>8}{'BF':>16}{'paper (MNIST)':>15}{'rate Hz':>10}")
     for astro_w in [*args.astro_weights, None]:
