@@ -31,15 +31,27 @@ _JIT = dict(cache=True, nogil=True, error_model="numpy")
 
 
 @numba.njit(**_JIT)
-def _sample(x, b, w, spikes, counts, astro, pre, out_post, pre_ptr, by_pre, post_ptr, kind, w_min, w_max, params,
-            flags, v, refractory, unit, fired, current, live, is_live, events, event_ptr, started, listed,
-            n_excitatory, n_inhibitory):
-    """Run sample ``b`` of ``x`` ``(T, B, n_input)`` from rest on weights ``w`` (changed in place when plastic).
+def _sample(x, b, w, spikes, counts, astro, out_post, pre_ptr, by_pre, post_ptr, kind, w_min, w_max, params, flags,
+            v, refractory, unit, fired, fired_at, current, pending, live, is_live, events, event_ptr, started, active,
+            slot_w, slot_pre, slot_of, n_excitatory, n_inhibitory):
+    """Run sample ``b`` of ``x`` ``(T, B, n_input)`` from rest on weights ``w`` (read only: with STDP the sample
+    learns on its own copy of the weights it uses, ``slot_w``; :func:`_write_back` puts them in synapse order).
+    Returns how many units spiked (listed in ``active``).
 
     ``current[i]`` is kept equal to ``sum_j w_ij u_j`` (``u_j`` = ``k0 r^d``, ``d`` steps since j's latest spike)
     without visiting every synapse: each step scales it by ``r``, swaps the term of each unit that spiked
-    (``k0 - r u_j`` per unit weight) and adds ``dw u_j`` for each weight that depression changed; a neuron that
-    spiked has all its incoming weights potentiated, and its sum is taken afresh then.
+    (``k0 - r u_j`` per unit weight) and adds ``dw u_j`` for each weight that depression changed (held in
+    ``pending`` until the membranes have taken this step's current); a neuron that spiked has all its incoming
+    weights potentiated, and its sum is taken afresh then.
+
+    With STDP, the weights of the synapses from units that have spiked in the sample live in ``slot_w``, one block
+    per postsynaptic neuron, so that potentiation streams through memory: liquid neuron ``i``'s slice
+    ``post_ptr[i]:post_ptr[i + 1]`` holds those from excitatory and input units at its front, those from inhibitory
+    units at its back (``n_excitatory[i]``, ``n_inhibitory[i]`` of them), in the order their units first spiked,
+    each with its presynaptic unit in ``slot_pre``; ``slot_of[q]`` is the slot of outgoing synapse ``q`` (``by_pre``
+    order). A unit's first spike gives its synapses their slots; until then their weights have not changed (its
+    trace and ``u`` were 0) and carried no current. A spiking unit's outgoing synapses are visited once per step,
+    for their current and their depression together.
 
     Per unit ``k``, side by side in ``unit[k]`` (one cache line per presynaptic unit in the potentiation loop): its
     trace divided by ``scale`` (every trace decays by the same ``m`` per step, so a step multiplies ``scale``
@@ -55,7 +67,6 @@ def _sample(x, b, w, spikes, counts, astro, pre, out_post, pre_ptr, by_pre, post
     t_rfr, stdp, astro_on, record = flags[0], flags[1], flags[2], flags[3]
     zero = tau_v - tau_v
     one = zero + 1
-    inf = one / zero
     # without bias an input unit at rest (V = 0, not refractory) stays there until an event: only the live ones
     # (membrane or refractory count away from rest) and this step's event units are visited
     sparse_input = bias == zero and threshold > zero
@@ -66,11 +77,13 @@ def _sample(x, b, w, spikes, counts, astro, pre, out_post, pre_ptr, by_pre, post
         unit[k, 1] = w_min[k]
         unit[k, 2] = w_max[k]
         unit[k, 3] = zero
+        fired_at[k] = -1
         started[k] = 0
     for k in range(n_in):
         is_live[k] = 0
     for i in range(n_liquid):
         current[i] = zero
+        pending[i] = zero
         n_excitatory[i] = 0
         n_inhibitory[i] = 0
     q = 0
@@ -82,6 +95,7 @@ def _sample(x, b, w, spikes, counts, astro, pre, out_post, pre_ptr, by_pre, post
                 q += 1
     event_ptr[steps] = q
     n_live = 0
+    n_active = 0
     scale = one
     for t in range(steps):
         n_fired = 0
@@ -93,6 +107,7 @@ def _sample(x, b, w, spikes, counts, astro, pre, out_post, pre_ptr, by_pre, post
                 v[k] = zero
                 refractory[k] = t_rfr
                 fired[n_fired] = k
+                fired_at[k] = t
                 n_fired += 1
                 n_input_spikes += one
             elif refractory[k] > 0:
@@ -102,6 +117,7 @@ def _sample(x, b, w, spikes, counts, astro, pre, out_post, pre_ptr, by_pre, post
                 v[k] = zero
                 refractory[k] = t_rfr
                 fired[n_fired] = k
+                fired_at[k] = t
                 n_fired += 1
                 if k >= n_in:
                     counts[b, k - n_in] += 1
@@ -114,26 +130,48 @@ def _sample(x, b, w, spikes, counts, astro, pre, out_post, pre_ptr, by_pre, post
                 refractory[k] -= 1
         for i in range(n_liquid):
             current[i] = r * current[i]
+        if stdp and not astro_on:
+            a = eta
         for f in range(n_fired):
             j = fired[f]
             swap = k0 - r * unit[j, 3]
-            for q in range(pre_ptr[j], pre_ptr[j + 1]):
-                current[out_post[q]] += w[by_pre[q]] * swap
-            if stdp and not started[j]:
-                # a unit's first spike: until then its trace and u were 0, its synapses neither learned nor carried
-                # current; from now on potentiation walks them (excitatory and input ones from the front of the
-                # postsynaptic neuron's slice of ``listed``, inhibitory ones from its back)
+            first = not started[j]
+            if first:
                 started[j] = 1
-                inhibitory = kind[j] == 2
+                active[n_active] = j
+                n_active += 1
+            if not stdp:
                 for q in range(pre_ptr[j], pre_ptr[j + 1]):
-                    i = out_post[q]
+                    current[out_post[q]] += w[by_pre[q]] * swap
+                continue
+            # current and depression (j presynaptic; x_i the postsynaptic trace before this step's update)
+            inhibitory = kind[j] == 2
+            rate = (eta if inhibitory else -a) * scale
+            lo, hi = w_min[j], w_max[j]
+            for q in range(pre_ptr[j], pre_ptr[j + 1]):
+                i = out_post[q]
+                if first:
                     if inhibitory:
                         n_inhibitory[i] += 1
-                        listed[post_ptr[i + 1] - n_inhibitory[i]] = by_pre[q]
+                        s = post_ptr[i + 1] - n_inhibitory[i]
                     else:
-                        listed[post_ptr[i] + n_excitatory[i]] = by_pre[q]
+                        s = post_ptr[i] + n_excitatory[i]
                         n_excitatory[i] += 1
-        for k in range(n_total):
+                    slot_of[q] = s
+                    slot_pre[s] = j
+                    old = w[by_pre[q]]
+                else:
+                    s = slot_of[q]
+                    old = slot_w[s]
+                current[i] += old * swap
+                z = old + rate * unit[n_in + i, 0]
+                if fired_at[n_in + i] != t:
+                    z = min(max(z, lo), hi)
+                    pending[i] += (z - old) * k0
+                # else i potentiates below: it clips the sum of both terms and takes its current afresh
+                slot_w[s] = z
+        for f in range(n_active):
+            k = active[f]
             unit[k, 3] = r * unit[k, 3]
         for f in range(n_fired):
             unit[fired[f], 3] = k0
@@ -165,53 +203,35 @@ def _sample(x, b, w, spikes, counts, astro, pre, out_post, pre_ptr, by_pre, post
         for i in range(n_liquid):
             z = v[n_in + i]
             v[n_in + i] = z - z / tau_v + current[i] + bias
+            current[i] += pending[i]
+            pending[i] = zero
         if stdp:
-            if not astro_on:
-                a = eta
             potentiate, weaken = eta * scale, -a * scale   # x_j = unit[j, 0] * scale
-            for f in range(n_fired):          # no bounds where an LTD term follows (clipped after it)
-                unit[fired[f], 1] = -inf
-                unit[fired[f], 2] = inf
-            for f in range(n_fired):          # LTP side: the fired neuron is postsynaptic
+            for f in range(n_fired):          # potentiation: the fired neuron is postsynaptic
                 g = fired[f]
                 if g >= n_in:
-                    i = g - n_in
                     # potentiate, and sum its current afresh over the updated weights (from started units only:
                     # the others' u is 0)
+                    i = g - n_in
                     t0, t1 = zero, zero
-                    for q in range(post_ptr[i], post_ptr[i] + n_excitatory[i]):
-                        syn = listed[q]
-                        j = pre[syn]
-                        z = min(max(w[syn] + potentiate * unit[j, 0], unit[j, 1]), unit[j, 2])
-                        w[syn] = z
+                    for s in range(post_ptr[i], post_ptr[i] + n_excitatory[i]):
+                        j = slot_pre[s]
+                        z = min(max(slot_w[s] + potentiate * unit[j, 0], unit[j, 1]), unit[j, 2])
+                        slot_w[s] = z
                         t0 += z * unit[j, 3]
-                    for q in range(post_ptr[i + 1] - n_inhibitory[i], post_ptr[i + 1]):
-                        syn = listed[q]
-                        j = pre[syn]
-                        z = min(max(w[syn] + weaken * unit[j, 0], unit[j, 1]), unit[j, 2])
-                        w[syn] = z
+                    for s in range(post_ptr[i + 1] - n_inhibitory[i], post_ptr[i + 1]):
+                        j = slot_pre[s]
+                        z = min(max(slot_w[s] + weaken * unit[j, 0], unit[j, 1]), unit[j, 2])
+                        slot_w[s] = z
                         t1 += z * unit[j, 3]
                     current[i] = t0 + t1
-            for f in range(n_fired):          # LTD side: the fired neuron is presynaptic
-                j = fired[f]
-                rate = (eta if kind[j] == 2 else -a) * scale
-                lo, hi = w_min[j], w_max[j]
-                for q in range(pre_ptr[j], pre_ptr[j + 1]):
-                    syn = by_pre[q]
-                    i = out_post[q]
-                    old = w[syn]
-                    z = min(max(old + rate * unit[n_in + i, 0], lo), hi)
-                    w[syn] = z
-                    current[i] += (z - old) * k0
             grow = increment / scale
             for f in range(n_fired):          # x <- decay * (x + increment * s), in that order
-                g = fired[f]
-                unit[g, 0] += grow
-                unit[g, 1] = w_min[g]
-                unit[g, 2] = w_max[g]
+                unit[fired[f], 0] += grow
             scale = decay * scale
             if scale < 1e-4:                  # fold the common factor back in before it underflows
-                for k in range(n_total):
+                for f in range(n_active):
+                    k = active[f]
                     unit[k, 0] = scale * unit[k, 0]
                 scale = one
             if astro_on:
@@ -221,45 +241,57 @@ def _sample(x, b, w, spikes, counts, astro, pre, out_post, pre_ptr, by_pre, post
             w_a = w_a * rate_decay
             b_a = b_a * rate_decay
         astro[t, b] = a
+    return n_active
 
 
 @numba.njit(**_JIT)
-def _buffers(x, w, kind, pre):
+def _write_back(w, pre_ptr, by_pre, active, n_active, slot_w, slot_of):
+    """Put a sample's learned weights (``slot_w``) into ``w`` (synapse order), which holds its start weights."""
+    for f in range(n_active):
+        j = active[f]
+        for q in range(pre_ptr[j], pre_ptr[j + 1]):
+            w[by_pre[q]] = slot_w[slot_of[q]]
+
+
+@numba.njit(**_JIT)
+def _buffers(x, w, kind):
     """One sample's scratch arrays (the arguments of ``_sample`` after ``flags``), reused from sample to sample."""
     steps, _, n_in = x.shape
     n_total = kind.shape[0]
     n_liquid = n_total - n_in
-    return (np.empty(n_total, w.dtype), np.empty(n_total, np.int64), np.empty((n_total, 4), w.dtype),
-            np.empty(n_total, np.int64), np.empty(n_liquid, w.dtype), np.empty(n_in, np.int32),
-            np.empty(n_in, np.uint8), np.empty(steps * n_in, np.int32), np.empty(steps + 1, np.int64),
-            np.empty(n_total, np.uint8), np.empty(pre.shape[0], np.int32), np.empty(n_liquid, np.int64),
-            np.empty(n_liquid, np.int64))
+    n_synapses = w.shape[0]
+    return (np.empty(n_total, w.dtype), np.empty(n_total, np.int32), np.empty((n_total, 4), w.dtype),
+            np.empty(n_total, np.int32), np.empty(n_total, np.int32), np.empty(n_liquid, w.dtype),
+            np.empty(n_liquid, w.dtype), np.empty(n_in, np.int32), np.empty(n_in, np.uint8),
+            np.empty(steps * n_in, np.int32), np.empty(steps + 1, np.int64), np.empty(n_total, np.uint8),
+            np.empty(n_total, np.int32), np.empty(n_synapses, w.dtype), np.empty(n_synapses, np.int32),
+            np.empty(n_synapses, np.int32), np.empty(n_liquid, np.int32), np.empty(n_liquid, np.int32))
 
 
 @numba.njit(**_JIT)
-def run_sequential(x, w, weights_out, spikes, counts, astro, pre, out_post, pre_ptr, by_pre, post_ptr, kind, w_min,
-                   w_max, params, flags):
+def run_sequential(x, w, weights_out, spikes, counts, astro, out_post, pre_ptr, by_pre, post_ptr, kind, w_min, w_max,
+                   params, flags):
     """The samples one after the other, each starting from the weights the previous one left in ``w``."""
-    scratch = _buffers(x, w, kind, pre)
+    scratch = _buffers(x, w, kind)
+    active, slot_w, slot_of = scratch[12], scratch[13], scratch[15]
     for b in range(x.shape[1]):
-        _sample(x, b, w, spikes, counts, astro, pre, out_post, pre_ptr, by_pre, post_ptr, kind, w_min, w_max,
-                params, flags, *scratch)
+        n_active = _sample(x, b, w, spikes, counts, astro, out_post, pre_ptr, by_pre, post_ptr, kind, w_min, w_max,
+                           params, flags, *scratch)
+        if flags[1]:
+            _write_back(w, pre_ptr, by_pre, active, n_active, slot_w, slot_of)
 
 
 @numba.njit(**_JIT)
-def run_independent(x, w, weights_out, spikes, counts, astro, pre, out_post, pre_ptr, by_pre, post_ptr, kind, w_min,
+def run_independent(x, w, weights_out, spikes, counts, astro, out_post, pre_ptr, by_pre, post_ptr, kind, w_min,
                     w_max, params, flags, first, stride):
     """Samples ``first, first + stride, ...``, each from the weights ``w`` (left unchanged); with ``flags[4]`` each
     sample's final weights go to ``weights_out[b]``. One worker's share: the kernel releases the GIL, so
-    ``stride`` Python threads run the shares side by side (see ``liquid_run``)."""
-    batch = x.shape[1]
-    plastic, keep = flags[1], flags[4]
-    own = np.empty_like(w) if plastic else w
-    scratch = _buffers(x, w, kind, pre)
-    for b in range(first, batch, stride):
-        if plastic:
-            own[:] = w
-        _sample(x, b, own, spikes, counts, astro, pre, out_post, pre_ptr, by_pre, post_ptr, kind, w_min, w_max,
-                params, flags, *scratch)
-        if keep:
-            weights_out[b, :] = own
+    ``stride`` Python threads run the shares side by side (see ``liquid_run``), each on its own scratch arrays."""
+    scratch = _buffers(x, w, kind)
+    active, slot_w, slot_of = scratch[12], scratch[13], scratch[15]
+    for b in range(first, x.shape[1], stride):
+        n_active = _sample(x, b, w, spikes, counts, astro, out_post, pre_ptr, by_pre, post_ptr, kind, w_min, w_max,
+                           params, flags, *scratch)
+        if flags[4]:
+            weights_out[b, :] = w
+            _write_back(weights_out[b], pre_ptr, by_pre, active, n_active, slot_w, slot_of)

@@ -305,7 +305,7 @@ def liquid_run(x: Tensor, weights: Tensor, topology, neuron: LiquidParameters = 
     index = topology.csr()
     flags = np.array([neuron.refractory, int(plasticity.stdp), int(plasticity.astrocyte), int(record), int(keep)],
                      np.int64)
-    args = (xs, w, weights_out, spikes, counts, astro, topology.pre, index.out_post, index.pre_ptr, index.by_pre,
+    args = (xs, w, weights_out, spikes, counts, astro, index.out_post, index.pre_ptr, index.by_pre,
             index.post_ptr, topology.kind, topology.w_min.astype(dtype), topology.w_max.astype(dtype), params, flags)
     if sequential:
         kernels.run_sequential(*args)
