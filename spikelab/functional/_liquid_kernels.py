@@ -31,10 +31,11 @@ _JIT = dict(cache=True, nogil=True, error_model="numpy")
 
 
 @numba.njit(**_JIT)
-def _sample(x, b, w, spikes, counts, astro, out_post, pre_ptr, by_pre, post_ptr, kind, w_min, w_max, params, flags,
-            v, refractory, unit, fired, fired_at, current, pending, live, is_live, events, event_ptr, started, active,
+def _sample(x, b, w_by_pre, spikes, counts, astro, out_post, pre_ptr, post_ptr, kind, w_min, w_max, params, flags,
+            v, refractory, unit, fired, fired_at, current, pending, unbounded, live, is_live, events, event_ptr, started, active,
             slot_w, slot_pre, slot_of, n_excitatory, n_inhibitory):
-    """Run sample ``b`` of ``x`` ``(T, B, n_input)`` from rest on weights ``w`` (read only: with STDP the sample
+    """Run sample ``b`` of ``x`` ``(T, B, n_input)`` from rest on weights ``w_by_pre`` (in ``by_pre`` order, each
+    unit's outgoing synapses side by side; read only: with STDP the sample
     learns on its own copy of the weights it uses, ``slot_w``; :func:`_write_back` puts them in synapse order).
     Returns how many units spiked (listed in ``active``).
 
@@ -67,6 +68,7 @@ def _sample(x, b, w, spikes, counts, astro, out_post, pre_ptr, by_pre, post_ptr,
     t_rfr, stdp, astro_on, record = flags[0], flags[1], flags[2], flags[3]
     zero = tau_v - tau_v
     one = zero + 1
+    inf = one / zero
     # without bias an input unit at rest (V = 0, not refractory) stays there until an event: only the live ones
     # (membrane or refractory count away from rest) and this step's event units are visited
     sparse_input = bias == zero and threshold > zero
@@ -84,6 +86,7 @@ def _sample(x, b, w, spikes, counts, astro, out_post, pre_ptr, by_pre, post_ptr,
     for i in range(n_liquid):
         current[i] = zero
         pending[i] = zero
+        unbounded[i] = zero
         n_excitatory[i] = 0
         n_inhibitory[i] = 0
     q = 0
@@ -132,44 +135,47 @@ def _sample(x, b, w, spikes, counts, astro, out_post, pre_ptr, by_pre, post_ptr,
             current[i] = r * current[i]
         if stdp and not astro_on:
             a = eta
+        for f in range(n_fired if stdp else 0):
+            if fired[f] >= n_in:
+                unbounded[fired[f] - n_in] = inf
         for f in range(n_fired):
             j = fired[f]
             swap = k0 - r * unit[j, 3]
-            first = not started[j]
-            if first:
+            if not started[j]:
                 started[j] = 1
                 active[n_active] = j
                 n_active += 1
+                if stdp:
+                    # its first spike: its synapses get their slots, holding the weights they start from
+                    inhibitory = kind[j] == 2
+                    for q in range(pre_ptr[j], pre_ptr[j + 1]):
+                        i = out_post[q]
+                        if inhibitory:
+                            n_inhibitory[i] += 1
+                            s = post_ptr[i + 1] - n_inhibitory[i]
+                        else:
+                            s = post_ptr[i] + n_excitatory[i]
+                            n_excitatory[i] += 1
+                        slot_of[q] = s
+                        slot_pre[s] = j
+                        slot_w[s] = w_by_pre[q]
             if not stdp:
                 for q in range(pre_ptr[j], pre_ptr[j + 1]):
-                    current[out_post[q]] += w[by_pre[q]] * swap
+                    current[out_post[q]] += w_by_pre[q] * swap
                 continue
-            # current and depression (j presynaptic; x_i the postsynaptic trace before this step's update)
-            inhibitory = kind[j] == 2
-            rate = (eta if inhibitory else -a) * scale
+            # current and depression (j presynaptic; x_i the postsynaptic trace before this step's update), without
+            # branches, which would cost the overlap of the cache misses: a neuron that spiked this step is not
+            # clipped here (``unbounded``) but by its potentiation below, which also takes its current afresh
+            rate = (eta if kind[j] == 2 else -a) * scale
             lo, hi = w_min[j], w_max[j]
             for q in range(pre_ptr[j], pre_ptr[j + 1]):
                 i = out_post[q]
-                if first:
-                    if inhibitory:
-                        n_inhibitory[i] += 1
-                        s = post_ptr[i + 1] - n_inhibitory[i]
-                    else:
-                        s = post_ptr[i] + n_excitatory[i]
-                        n_excitatory[i] += 1
-                    slot_of[q] = s
-                    slot_pre[s] = j
-                    old = w[by_pre[q]]
-                else:
-                    s = slot_of[q]
-                    old = slot_w[s]
+                s = slot_of[q]
+                old = slot_w[s]
                 current[i] += old * swap
-                z = old + rate * unit[n_in + i, 0]
-                if fired_at[n_in + i] != t:
-                    z = min(max(z, lo), hi)
-                    pending[i] += (z - old) * k0
-                # else i potentiates below: it clips the sum of both terms and takes its current afresh
+                z = min(max(old + rate * unit[n_in + i, 0], lo - unbounded[i]), hi + unbounded[i])
                 slot_w[s] = z
+                pending[i] += (z - old) * k0
         for f in range(n_active):
             k = active[f]
             unit[k, 3] = r * unit[k, 3]
@@ -225,6 +231,7 @@ def _sample(x, b, w, spikes, counts, astro, out_post, pre_ptr, by_pre, post_ptr,
                         slot_w[s] = z
                         t1 += z * unit[j, 3]
                     current[i] = t0 + t1
+                    unbounded[i] = zero
             grow = increment / scale
             for f in range(n_fired):          # x <- decay * (x + increment * s), in that order
                 unit[fired[f], 0] += grow
@@ -262,7 +269,7 @@ def _buffers(x, w, kind):
     n_synapses = w.shape[0]
     return (np.empty(n_total, w.dtype), np.empty(n_total, np.int32), np.empty((n_total, 4), w.dtype),
             np.empty(n_total, np.int32), np.empty(n_total, np.int32), np.empty(n_liquid, w.dtype),
-            np.empty(n_liquid, w.dtype), np.empty(n_in, np.int32), np.empty(n_in, np.uint8),
+            np.empty(n_liquid, w.dtype), np.empty(n_liquid, w.dtype), np.empty(n_in, np.int32), np.empty(n_in, np.uint8),
             np.empty(steps * n_in, np.int32), np.empty(steps + 1, np.int64), np.empty(n_total, np.uint8),
             np.empty(n_total, np.int32), np.empty(n_synapses, w.dtype), np.empty(n_synapses, np.int32),
             np.empty(n_synapses, np.int32), np.empty(n_liquid, np.int32), np.empty(n_liquid, np.int32))
@@ -273,9 +280,9 @@ def run_sequential(x, w, weights_out, spikes, counts, astro, out_post, pre_ptr, 
                    params, flags):
     """The samples one after the other, each starting from the weights the previous one left in ``w``."""
     scratch = _buffers(x, w, kind)
-    active, slot_w, slot_of = scratch[12], scratch[13], scratch[15]
+    active, slot_w, slot_of = scratch[13], scratch[14], scratch[16]
     for b in range(x.shape[1]):
-        n_active = _sample(x, b, w, spikes, counts, astro, out_post, pre_ptr, by_pre, post_ptr, kind, w_min, w_max,
+        n_active = _sample(x, b, w[by_pre], spikes, counts, astro, out_post, pre_ptr, post_ptr, kind, w_min, w_max,
                            params, flags, *scratch)
         if flags[1]:
             _write_back(w, pre_ptr, by_pre, active, n_active, slot_w, slot_of)
@@ -288,9 +295,10 @@ def run_independent(x, w, weights_out, spikes, counts, astro, out_post, pre_ptr,
     sample's final weights go to ``weights_out[b]``. One worker's share: the kernel releases the GIL, so
     ``stride`` Python threads run the shares side by side (see ``liquid_run``), each on its own scratch arrays."""
     scratch = _buffers(x, w, kind)
-    active, slot_w, slot_of = scratch[12], scratch[13], scratch[15]
+    active, slot_w, slot_of = scratch[13], scratch[14], scratch[16]
+    w_by_pre = w[by_pre]
     for b in range(first, x.shape[1], stride):
-        n_active = _sample(x, b, w, spikes, counts, astro, out_post, pre_ptr, by_pre, post_ptr, kind, w_min, w_max,
+        n_active = _sample(x, b, w_by_pre, spikes, counts, astro, out_post, pre_ptr, post_ptr, kind, w_min, w_max,
                            params, flags, *scratch)
         if flags[4]:
             weights_out[b, :] = w
