@@ -4,25 +4,30 @@ The update is documented in ``liquid.py``, whose torch loop (``liquid_reference`
 are tested against. Every scalar comes in ``params``, an array of the run's dtype, so float32 stays float32.
 
 Event-driven over the sparse synapses: a step visits only the outgoing synapses of the units that spiked (their
-current, and LTD) and the incoming synapses of the liquid neurons that spiked (LTP); the per-neuron work
-(the liquid's membranes and current decay, every unit's ``u``) is a plain loop. Shortcuts: the synaptic current is a
-running sum (see ``_sample``) where the reference sums ``w_ij u_j`` over every synapse each step; an input unit is
-visited only while away from rest (an event, then its spike and refractory steps), since without bias it stays at
-``V = 0`` otherwise; the traces share one decay factor, so a step multiplies one number instead of every trace;
-potentiation walks only the synapses of units that have spiked in the sample (the others' trace and ``u`` are 0:
-their weights do not change and carry no current). The result is the reference's to rounding, so float64 runs
-give the same spikes (a membrane would have to land within about 1e-13 of the threshold to split them) and float32
-runs agree on all but rare near-threshold spikes.
+current and LTD, in one pass) and the incoming synapses of the liquid neurons that spiked (LTP); the per-neuron
+work (the liquid's membranes and current decay, the ``u`` of the units that have spiked) is a plain loop.
+Shortcuts: the synaptic current is a running sum (see ``_sample``) where the reference sums ``w_ij u_j`` over every
+synapse each step; an input unit is visited only while away from rest (an event, then its spike and refractory
+steps), since without bias it stays at ``V = 0`` otherwise; the traces share one decay factor, so a step multiplies
+one number instead of every trace; potentiation walks only the synapses of units that have spiked in the sample
+(the others' trace and ``u`` are 0: their weights do not change and carry no current), which a sample keeps in
+blocks of its own per postsynaptic neuron (``slot_w``), so that it streams through memory. The result is the
+reference's to rounding, so float64 runs give the same spikes (a membrane would have to land within about 1e-13 of
+the threshold to split them) and float32 runs agree on all but rare near-threshold spikes.
 
-Speed (``spikelab bench liquid``, NALSM1000 plastic feature extraction, float32, 250 steps, batch 16; CPU ms per
-sample, the two kernels run alternately in one session at load average 2-3 from other jobs): 1 thread 25.8 / 26.3
-before (the kernel of commit 83214f5), 25.4 / 22.1 after; 2 threads (CPU of both) 31.9 / 31.5 before, 26.9 / 25.2
-after (31.0 / 31.2 -> 36.9 / 39.1 samples/s of wall clock). Where a sample's time goes (cycle counts per phase,
-about 21 ms): potentiation 41 % (2.0 million synapse visits), the current of the spiking units' outgoing synapses
-with their first-spike bookkeeping 25 %, depression 23 % (0.72 million visits each), the per-step loops over the
-units about 12 %. A visit costs about 4 ns against 1.3 ns for the same loop on data in cache: the synapse blocks of
-a firing neuron (and the scattered weights of a spiking unit's outgoing synapses) come from beyond L2, so the
-remaining cost is memory traffic, not arithmetic.
+Speed (NALSM1000 plastic feature extraction, float32, 250 steps, batch 16, the bench's workload; this kernel
+against that of commit 0534266, run alternately, on a 2-core machine shared with other jobs at load average
+about 2, so the two threads shared about one core): ``spikelab bench liquid`` (``rounds=5, large_size=None``)
+1 thread 37.2 / 45.0 samples/s against 35.0 / 41.7, 2 threads 27.0 / 36.1 against 28.7 / 31.2; best of 8 rounds
+of the kernels alone, 1 thread 47.5 against 42.7, 2 threads 54.9 against 37.1; where the other jobs crowd the
+caches more (load 3-4) a sample took 21 against 31 ms of CPU. Where a sample's time goes now (cycle counts per
+phase, best of 5, about 52 million TSC cycles, 21 ms): the current and depression of the spiking units'
+outgoing synapses 33 % (0.72 million visits, about 10 ns each: one scattered cache line of ``slot_w`` each),
+their first-spike bookkeeping 21 % (0.29 million synapses given a slot, about 16 ns each: two scattered lines),
+potentiation 31 % (2.0 million visits, about 3.4 ns each, streamed), the per-step loops over the units about
+11 %. So it is memory traffic, from beyond the 512 KB L2 (each sample's ``slot_w`` and ``slot_pre`` take 1.45 MB
+each): software prefetching, int16 unit indices, weight and index side by side in one array, two partial sums
+in potentiation and 2 MB pages were each measured and gave nothing (or worse).
 """
 import numba
 import numpy as np
@@ -32,12 +37,12 @@ _JIT = dict(cache=True, nogil=True, error_model="numpy")
 
 @numba.njit(**_JIT)
 def _sample(x, b, w_by_pre, spikes, counts, astro, out_post, pre_ptr, post_ptr, kind, w_min, w_max, params, flags,
-            v, refractory, unit, fired, fired_at, current, pending, unbounded, live, is_live, events, event_ptr, started, active,
-            slot_w, slot_pre, slot_of, n_excitatory, n_inhibitory):
-    """Run sample ``b`` of ``x`` ``(T, B, n_input)`` from rest on weights ``w_by_pre`` (in ``by_pre`` order, each
-    unit's outgoing synapses side by side; read only: with STDP the sample
-    learns on its own copy of the weights it uses, ``slot_w``; :func:`_write_back` puts them in synapse order).
-    Returns how many units spiked (listed in ``active``).
+            v, refractory, unit, fired, fired_at, current, pending, unbounded, live, is_live, events, event_ptr,
+            started, active, slot_w, slot_pre, slot_of, n_excitatory, n_inhibitory):
+    """Run sample ``b`` of ``x`` ``(T, B, n_input)`` from rest on the weights ``w_by_pre`` (in ``by_pre`` order: each
+    unit's outgoing synapses side by side), which it only reads: with STDP the sample learns on its own copy of the
+    weights it uses, ``slot_w`` (:func:`_write_back` puts them in synapse order). Returns how many units spiked
+    (they are listed in ``active``; ``fired_at`` holds each unit's latest spike step, -1 before its first).
 
     ``current[i]`` is kept equal to ``sum_j w_ij u_j`` (``u_j`` = ``k0 r^d``, ``d`` steps since j's latest spike)
     without visiting every synapse: each step scales it by ``r``, swaps the term of each unit that spiked
@@ -267,12 +272,16 @@ def _buffers(x, w, kind):
     n_total = kind.shape[0]
     n_liquid = n_total - n_in
     n_synapses = w.shape[0]
-    return (np.empty(n_total, w.dtype), np.empty(n_total, np.int32), np.empty((n_total, 4), w.dtype),
-            np.empty(n_total, np.int32), np.empty(n_total, np.int32), np.empty(n_liquid, w.dtype),
-            np.empty(n_liquid, w.dtype), np.empty(n_liquid, w.dtype), np.empty(n_in, np.int32), np.empty(n_in, np.uint8),
-            np.empty(steps * n_in, np.int32), np.empty(steps + 1, np.int64), np.empty(n_total, np.uint8),
-            np.empty(n_total, np.int32), np.empty(n_synapses, w.dtype), np.empty(n_synapses, np.int32),
-            np.empty(n_synapses, np.int32), np.empty(n_liquid, np.int32), np.empty(n_liquid, np.int32))
+    return (np.empty(n_total, w.dtype), np.empty(n_total, np.int32),                  # v, refractory
+            np.empty((n_total, 4), w.dtype), np.empty(n_total, np.int32),              # unit, fired
+            np.empty(n_total, np.int32), np.empty(n_liquid, w.dtype),                  # fired_at, current
+            np.empty(n_liquid, w.dtype), np.empty(n_liquid, w.dtype),                  # pending, unbounded
+            np.empty(n_in, np.int32), np.empty(n_in, np.uint8),                        # live, is_live
+            np.empty(steps * n_in, np.int32), np.empty(steps + 1, np.int64),           # events, event_ptr
+            np.empty(n_total, np.uint8), np.empty(n_total, np.int32),                  # started, active
+            np.empty(n_synapses, w.dtype), np.empty(n_synapses, np.int32),             # slot_w, slot_pre
+            np.empty(n_synapses, np.int32),                                            # slot_of
+            np.empty(n_liquid, np.int32), np.empty(n_liquid, np.int32))                # n_excitatory, n_inhibitory
 
 
 @numba.njit(**_JIT)
