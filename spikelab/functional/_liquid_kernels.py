@@ -118,8 +118,8 @@ def _sample(x, b, w_by_pre, spikes, counts, astro, out_post, pre_ptr, post_ptr, 
                 fired_at[k] = t
                 n_fired += 1
                 n_input_spikes += one
-            elif refractory[k] > 0:
-                refractory[k] -= 1
+            else:                             # no branch on the count: a miss costs more than the store
+                refractory[k] = max(refractory[k] - 1, 0)
         for k in range(n_in if sparse_input else 0, n_total):
             if v[k] >= threshold and refractory[k] <= 0:
                 v[k] = zero
@@ -134,8 +134,8 @@ def _sample(x, b, w_by_pre, spikes, counts, astro, out_post, pre_ptr, post_ptr, 
                         spikes[t, b, k - n_in] = 1
                 else:
                     n_input_spikes += one
-            elif refractory[k] > 0:
-                refractory[k] -= 1
+            else:                             # no branch on the count: a miss costs more than the store
+                refractory[k] = max(refractory[k] - 1, 0)
         for i in range(n_liquid):
             current[i] = r * current[i]
         if stdp and not astro_on:
