@@ -15,19 +15,20 @@ blocks of its own per postsynaptic neuron (``slot_w``), so that it streams throu
 reference's to rounding, so float64 runs give the same spikes (a membrane would have to land within about 1e-13 of
 the threshold to split them) and float32 runs agree on all but rare near-threshold spikes.
 
-Speed (NALSM1000 plastic feature extraction, float32, 250 steps, batch 16, the bench's workload; this kernel
-against that of commit 0534266, run alternately, on a 2-core machine shared with other jobs at load average
-about 2, so the two threads shared about one core): ``spikelab bench liquid`` (``rounds=5, large_size=None``)
-1 thread 37.2 / 45.0 samples/s against 35.0 / 41.7, 2 threads 27.0 / 36.1 against 28.7 / 31.2; best of 8 rounds
-of the kernels alone, 1 thread 47.5 against 42.7, 2 threads 54.9 against 37.1; where the other jobs crowd the
-caches more (load 3-4) a sample took 21 against 31 ms of CPU. Where a sample's time goes now (cycle counts per
-phase, best of 5, about 52 million TSC cycles, 21 ms): the current and depression of the spiking units'
-outgoing synapses 33 % (0.72 million visits, about 10 ns each: one scattered cache line of ``slot_w`` each),
-their first-spike bookkeeping 21 % (0.29 million synapses given a slot, about 16 ns each: two scattered lines),
-potentiation 31 % (2.0 million visits, about 3.4 ns each, streamed), the per-step loops over the units about
-11 %. So it is memory traffic, from beyond the 512 KB L2 (each sample's ``slot_w`` and ``slot_pre`` take 1.45 MB
-each): software prefetching, int16 unit indices, weight and index side by side in one array, two partial sums
-in potentiation and 2 MB pages were each measured and gave nothing (or worse).
+Speed (NALSM1000 plastic feature extraction, float32, 250 steps, batch 16: the workload of ``spikelab bench
+liquid``; ``run_liquid_benchmark(rounds=5, large_size=None)``, alternately with the kernel of commit 0534266 in one
+session on a 2-core machine shared with other jobs at load average 1.0-1.9, four pairs): 2 threads 52.3, 69.2,
+60.6, 63.9 samples/s of wall clock against 39.7, 45.6, 49.4, 47.0 (1.35x), 1 thread 26.5, 52.2, 30.2, 32.9
+against 18.8, 23.0, 27.5, 22.7. Where a sample's time goes now (cycle counts per phase, 1 thread, best of 5 rounds
+of 16 samples, about 50 million TSC cycles or 20 ms): the current and depression of the spiking units' outgoing
+synapses 33 % (0.72 million visits, about 10 ns each: one scattered cache line of ``slot_w`` each), their
+first-spike bookkeeping 22 % (0.29 million synapses given a slot, about 16 ns each: two scattered lines),
+potentiation 30 % (2.0 million visits, about 3.4 ns each, streamed; 1.5-1.9 ns in a loop alone, whose blocks the
+other phases have not pushed out of the cache), the per-step loops over the units about 10 %. So it is memory
+traffic from beyond the 512 KB L2 (a sample's ``slot_w``, ``slot_pre`` and ``slot_of`` span 1.45 MB each), and it
+varies with what the other jobs do to the shared L3 (19 to 38 ms of CPU per sample from run to run). Software
+prefetching, int16 unit indices, weight and unit index side by side in one array, two partial sums in potentiation
+and 2 MB pages were each measured and gained nothing (or lost).
 """
 import numba
 import numpy as np
