@@ -17,20 +17,21 @@ the threshold to split them) and float32 runs agree on all but rare near-thresho
 
 Speed (NALSM1000 plastic feature extraction, float32, 250 steps, batch 16: the workload of ``spikelab bench
 liquid``; ``run_liquid_benchmark(rounds=5, large_size=None)``, alternately with the kernel of commit 0534266 in one
-session on a 2-core machine shared with other jobs at load average 0.8-1.9, six pairs): 2 threads 52.3, 69.2,
-60.6, 63.9, 60.0, 93.0 samples/s of wall clock against 39.7, 45.6, 49.4, 47.0, 43.8, 48.7 (1.43x), 1 thread
-26.5, 52.2, 30.2, 32.9, 31.5, 53.3 against 18.8, 23.0, 27.5, 22.7, 24.3, 24.2. Where a sample's time goes now (cycle counts per phase, 1 thread, best of 5 rounds
-of 16 samples, about 50 million TSC cycles or 20 ms): the current and depression of the spiking units' outgoing
-synapses 33 % (0.72 million visits, about 10 ns each: one scattered cache line of ``slot_w`` each), their
-first-spike bookkeeping 22 % (0.29 million synapses given a slot, about 16 ns each: two scattered lines),
+session on a 2-core machine shared with other jobs at load average 0.8-1.9, six pairs): 2 threads 52.3, 69.2, 60.6,
+63.9, 60.0, 93.0 samples/s of wall clock against 39.7, 45.6, 49.4, 47.0, 43.8, 48.7 (1.43x), 1 thread 26.5, 52.2,
+30.2, 32.9, 31.5, 53.3 against 18.8, 23.0, 27.5, 22.7, 24.3, 24.2. Where a sample's time goes now (cycle counts per
+phase, 1 thread, best of 5 rounds of 16 samples, about 50 million TSC cycles or 20 ms): the current and depression
+of the spiking units' outgoing synapses 33 % (0.72 million visits, about 10 ns each: one scattered cache line of
+``slot_w`` each), their first-spike bookkeeping 22 % (0.29 million synapses given a slot, about 16 ns each: two
+scattered stores that miss L1; the same loop alone takes 12 ns per synapse, 2.4 without those two stores),
 potentiation 30 % (2.0 million visits, about 3.4 ns each, streamed; 1.5-1.9 ns in a loop alone, whose blocks the
 other phases have not pushed out of the cache), the per-step loops over the units about 10 %. So it is memory
 traffic from beyond the 512 KB L2 (a sample's ``slot_w``, ``slot_pre`` and ``slot_of`` span 1.45 MB each), and it
 varies with what the other jobs do to the shared L3 (19 to 38 ms of CPU per sample from run to run). Software
-prefetching, int16 unit indices, weight and unit index side by side in one array (better by 6 % on a quiet
-machine, worse under contention), two partial sums in potentiation, one loop for a first spike's bookkeeping and
-depression, placing the input units' slots before the run (their spikes depend on the input alone: the cost moves
-to the depression) and 2 MB pages were each measured and gained nothing (or lost).
+prefetching, int16 unit indices, weight and unit index side by side in one array (better by 6 % on a quiet machine,
+worse under contention), two partial sums in potentiation, one loop for a first spike's bookkeeping and depression,
+placing the input units' slots before the run (their spikes depend on the input alone: the cost moved to the
+depression) and 2 MB pages were each measured and gained nothing (or lost).
 """
 import numba
 import numpy as np
