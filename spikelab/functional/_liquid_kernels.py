@@ -303,13 +303,13 @@ def run_sequential(x, w, weights_out, spikes, counts, astro, out_post, pre_ptr, 
 
 @numba.njit(**_JIT)
 def run_independent(x, w, weights_out, spikes, counts, astro, out_post, pre_ptr, by_pre, post_ptr, kind, w_min,
-                    w_max, params, flags, first, stride):
-    """Samples ``first, first + stride, ...``, each from the weights ``w`` (left unchanged); with ``flags[4]`` each
-    sample's final weights go to ``weights_out[b]``. One worker's share: the kernel releases the GIL, so
-    ``stride`` Python threads run the shares side by side (see ``liquid_run``), each on its own scratch arrays."""
+                    w_max, params, flags, w_by_pre, first, stride):
+    """Samples ``first, first + stride, ...``, each from the weights ``w`` (left unchanged; ``w_by_pre`` is
+    ``w[by_pre]``); with ``flags[4]`` each sample's final weights go to ``weights_out[b]``. One worker's share: the
+    kernel releases the GIL, so ``stride`` Python threads run the shares side by side (see ``liquid_run``), each on
+    its own scratch arrays and all reading the same ``w_by_pre``."""
     scratch = _buffers(x, w, kind)
     active, slot_w, slot_of = scratch[13], scratch[14], scratch[16]
-    w_by_pre = w[by_pre]
     for b in range(first, x.shape[1], stride):
         n_active = _sample(x, b, w_by_pre, spikes, counts, astro, out_post, pre_ptr, post_ptr, kind, w_min, w_max,
                            params, flags, *scratch)
