@@ -18,10 +18,10 @@ variant                what runs
 
 Timing: :mod:`spikelab.bench.timing` (one process, interleaved rounds, medians; NALSM8000 in its own, shorter
 loop). Reported per variant: median wall-clock ms per batch, ms per sample and samples per second, and the same
-from the process's CPU time. On a machine shared with other jobs the wall clock also counts the time spent
-waiting for a core, so the 1-thread goal (at least ``GOAL_SAMPLES_PER_S`` samples/s) is judged on CPU time, which
-equals the wall clock of one thread on an idle core; for 2 threads the CPU time sums both threads (compare their
-wall clocks). The result is a JSON-serialisable dict; nothing is printed.
+from the process's CPU time (for 2 threads the CPU time of both). The goal (at least ``GOAL_SAMPLES_PER_S``
+samples/s of NALSM1000 feature extraction on 2 cores) is judged on the wall clock of ``nalsm1000-2t``: on a
+machine shared with other jobs the threads also wait for a core (and share the caches), which lowers it; the
+CPU-time figures show what the threads got. The result is a JSON-serialisable dict; nothing is printed.
 """
 from __future__ import annotations
 
@@ -98,8 +98,8 @@ def run_liquid_benchmark(rounds: int = 10, batch: int = 16, size: int = 1000, la
             "variants": variants,
             "ratios": {f"{names['plastic2']}/{names['plastic1']} speed-up": two["samples_per_s"] / one["samples_per_s"],
                        f"{names['plastic1']}/{names['frozen1']} time": one["median_ms"] / frozen["median_ms"]},
-            "goals": {f"{names['plastic1']} samples/s >= {GOAL_SAMPLES_PER_S:g}":
-                      one["samples_per_cpu_s"] >= GOAL_SAMPLES_PER_S},
+            "goals": {f"{names['plastic2']} samples/s >= {GOAL_SAMPLES_PER_S:g}":
+                      two["samples_per_s"] >= GOAL_SAMPLES_PER_S},
             "versions": versions("torch", "numba"), "machine": machine_state(load_before)}
 
 
@@ -118,7 +118,8 @@ def format_liquid_table(result: dict) -> str:
                      f"{v['ms_per_sample']:>11.2f}{v['samples_per_s']:>11.1f}{v['cpu_ms_per_sample']:>15.2f}"
                      f"{v['samples_per_cpu_s']:>15.1f}")
     lines += [f"{key}: {value:.2f}" for key, value in result["ratios"].items()]
-    one = result["variants"][f"nalsm{cfg['size']}-1t"]
-    lines += [f"goal {key} (judged on CPU time, {one['samples_per_cpu_s']:.1f}; wall clock "
-              f"{one['samples_per_s']:.1f}): {'met' if met else 'NOT met'}" for key, met in result["goals"].items()]
+    two = result["variants"][f"nalsm{cfg['size']}-2t"]
+    lines += [f"goal {key} (judged on the wall clock of 2 threads, {two['samples_per_s']:.1f}, which a busy machine "
+              f"lowers; per CPU second of both threads {two['samples_per_cpu_s']:.1f}): {'met' if met else 'NOT met'}"
+              for key, met in result["goals"].items()]
     return "\n".join(lines)

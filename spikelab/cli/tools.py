@@ -119,8 +119,8 @@ BENCHMARKS = {
                                  "the plain layer and aihwkit"),
     "gpu": (bench_gpu, "the Open Neuromorphic setting on a CUDA GPU, Linear(n, n) + LIF, n = 4096/8192/16384, T=500, "
                        "batch 16, fp32 and bf16, time and peak memory vs snnTorch and SpikingJelly; writes --out"),
-    "liquid": (bench_liquid, "NALSM feature extraction (250 ms, plastic): samples/s of NALSM1000 at 1 and 2 numba "
-                              "threads (goal >= 100/s), frozen LSM1000, NALSM8000 ms per sample; writes --out"),
+    "liquid": (bench_liquid, "NALSM feature extraction (250 ms, plastic): samples/s of NALSM1000 at 1 and 2 "
+                              "threads (goal >= 100/s on 2), frozen LSM1000, NALSM8000 ms per sample; writes --out"),
     "stdp": (bench_stdp, "the STDP update of a 700->256 LIF layer (batch 32, T=100) vs one forward pass of it and "
                          "SpikingJelly's STDPLearner"),
 }

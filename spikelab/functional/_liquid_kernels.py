@@ -4,25 +4,34 @@ The update is documented in ``liquid.py``, whose torch loop (``liquid_reference`
 are tested against. Every scalar comes in ``params``, an array of the run's dtype, so float32 stays float32.
 
 Event-driven over the sparse synapses: a step visits only the outgoing synapses of the units that spiked (their
-current, and LTD) and the incoming synapses of the liquid neurons that spiked (LTP); the per-neuron work
-(the liquid's membranes and current decay, every unit's ``u``) is a plain loop. Shortcuts: the synaptic current is a
-running sum (see ``_sample``) where the reference sums ``w_ij u_j`` over every synapse each step; an input unit is
-visited only while away from rest (an event, then its spike and refractory steps), since without bias it stays at
-``V = 0`` otherwise; the traces share one decay factor, so a step multiplies one number instead of every trace;
-potentiation walks only the synapses of units that have spiked in the sample (the others' trace and ``u`` are 0:
-their weights do not change and carry no current). The result is the reference's to rounding, so float64 runs
-give the same spikes (a membrane would have to land within about 1e-13 of the threshold to split them) and float32
-runs agree on all but rare near-threshold spikes.
+current and LTD, in one pass) and the incoming synapses of the liquid neurons that spiked (LTP); the per-neuron
+work (the liquid's membranes and current decay, the ``u`` of the units that have spiked) is a plain loop.
+Shortcuts: the synaptic current is a running sum (see ``_sample``) where the reference sums ``w_ij u_j`` over every
+synapse each step; an input unit is visited only while away from rest (an event, then its spike and refractory
+steps), since without bias it stays at ``V = 0`` otherwise; the traces share one decay factor, so a step multiplies
+one number instead of every trace; potentiation walks only the synapses of units that have spiked in the sample
+(the others' trace and ``u`` are 0: their weights do not change and carry no current), which a sample keeps in
+blocks of its own per postsynaptic neuron (``slot_w``), so that it streams through memory. The result is the
+reference's to rounding, so float64 runs give the same spikes (a membrane would have to land within about 1e-13 of
+the threshold to split them) and float32 runs agree on all but rare near-threshold spikes.
 
-Speed (``spikelab bench liquid``, NALSM1000 plastic feature extraction, float32, 250 steps, batch 16; CPU ms per
-sample, the two kernels run alternately in one session at load average 2-3 from other jobs): 1 thread 25.8 / 26.3
-before (the kernel of commit 83214f5), 25.4 / 22.1 after; 2 threads (CPU of both) 31.9 / 31.5 before, 26.9 / 25.2
-after (31.0 / 31.2 -> 36.9 / 39.1 samples/s of wall clock). Where a sample's time goes (cycle counts per phase,
-about 21 ms): potentiation 41 % (2.0 million synapse visits), the current of the spiking units' outgoing synapses
-with their first-spike bookkeeping 25 %, depression 23 % (0.72 million visits each), the per-step loops over the
-units about 12 %. A visit costs about 4 ns against 1.3 ns for the same loop on data in cache: the synapse blocks of
-a firing neuron (and the scattered weights of a spiking unit's outgoing synapses) come from beyond L2, so the
-remaining cost is memory traffic, not arithmetic.
+Speed (NALSM1000 plastic feature extraction, float32, 250 steps, batch 16: the workload of ``spikelab bench
+liquid``; ``run_liquid_benchmark(rounds=5, large_size=None)``, alternately with the kernel of commit 0534266 in one
+session on a 2-core machine shared with other jobs at load average 0.8-1.9, six pairs): 2 threads 52.3, 69.2, 60.6,
+63.9, 60.0, 93.0 samples/s of wall clock against 39.7, 45.6, 49.4, 47.0, 43.8, 48.7 (1.43x), 1 thread 26.5, 52.2,
+30.2, 32.9, 31.5, 53.3 against 18.8, 23.0, 27.5, 22.7, 24.3, 24.2. Where a sample's time goes now (cycle counts per
+phase, 1 thread, best of 5 rounds of 16 samples, about 50 million TSC cycles or 20 ms): the current and depression
+of the spiking units' outgoing synapses 33 % (0.72 million visits, about 10 ns each: one scattered cache line of
+``slot_w`` each), their first-spike bookkeeping 22 % (0.29 million synapses given a slot, about 16 ns each: two
+scattered stores that miss L1; the same loop alone takes 12 ns per synapse, 2.4 without those two stores),
+potentiation 30 % (2.0 million visits, about 3.4 ns each, streamed; 1.5-1.9 ns in a loop alone, whose blocks the
+other phases have not pushed out of the cache), the per-step loops over the units about 10 %. So it is memory
+traffic from beyond the 512 KB L2 (a sample's ``slot_w``, ``slot_pre`` and ``slot_of`` span 1.45 MB each), and it
+varies with what the other jobs do to the shared L3 (19 to 38 ms of CPU per sample from run to run). Software
+prefetching, int16 unit indices, weight and unit index side by side in one array (better by 6 % on a quiet machine,
+worse under contention), two partial sums in potentiation, one loop for a first spike's bookkeeping and depression,
+placing the input units' slots before the run (their spikes depend on the input alone: the cost moved to the
+depression) and 2 MB pages were each measured and gained nothing (or lost).
 """
 import numba
 import numpy as np
@@ -31,15 +40,28 @@ _JIT = dict(cache=True, nogil=True, error_model="numpy")
 
 
 @numba.njit(**_JIT)
-def _sample(x, b, w, spikes, counts, astro, pre, out_post, pre_ptr, by_pre, post_ptr, kind, w_min, w_max, params,
-            flags, v, refractory, unit, fired, current, live, is_live, events, event_ptr, started, listed,
-            n_excitatory, n_inhibitory):
-    """Run sample ``b`` of ``x`` ``(T, B, n_input)`` from rest on weights ``w`` (changed in place when plastic).
+def _sample(x, b, w_by_pre, spikes, counts, astro, out_post, pre_ptr, post_ptr, kind, w_min, w_max, params, flags,
+            v, refractory, unit, fired, fired_at, current, pending, unbounded, live, is_live, events, event_ptr,
+            started, active, slot_w, slot_pre, slot_of, n_excitatory, n_inhibitory):
+    """Run sample ``b`` of ``x`` ``(T, B, n_input)`` from rest on the weights ``w_by_pre`` (in ``by_pre`` order: each
+    unit's outgoing synapses side by side), which it only reads: with STDP the sample learns on its own copy of the
+    weights it uses, ``slot_w`` (:func:`_write_back` puts them in synapse order). Returns how many units spiked
+    (they are listed in ``active``; ``fired_at`` holds each unit's latest spike step, -1 before its first).
 
     ``current[i]`` is kept equal to ``sum_j w_ij u_j`` (``u_j`` = ``k0 r^d``, ``d`` steps since j's latest spike)
     without visiting every synapse: each step scales it by ``r``, swaps the term of each unit that spiked
-    (``k0 - r u_j`` per unit weight) and adds ``dw u_j`` for each weight that depression changed; a neuron that
-    spiked has all its incoming weights potentiated, and its sum is taken afresh then.
+    (``k0 - r u_j`` per unit weight) and adds ``dw u_j`` for each weight that depression changed (held in
+    ``pending`` until the membranes have taken this step's current); a neuron that spiked has all its incoming
+    weights potentiated, and its sum is taken afresh then.
+
+    With STDP, the weights of the synapses from units that have spiked in the sample live in ``slot_w``, one block
+    per postsynaptic neuron, so that potentiation streams through memory: liquid neuron ``i``'s slice
+    ``post_ptr[i]:post_ptr[i + 1]`` holds those from excitatory and input units at its front, those from inhibitory
+    units at its back (``n_excitatory[i]``, ``n_inhibitory[i]`` of them), in the order their units first spiked,
+    each with its presynaptic unit in ``slot_pre``; ``slot_of[q]`` is the slot of outgoing synapse ``q`` (``by_pre``
+    order). A unit's first spike gives its synapses their slots; until then their weights have not changed (its
+    trace and ``u`` were 0) and carried no current. A spiking unit's outgoing synapses are visited once per step,
+    for their current and their depression together.
 
     Per unit ``k``, side by side in ``unit[k]`` (one cache line per presynaptic unit in the potentiation loop): its
     trace divided by ``scale`` (every trace decays by the same ``m`` per step, so a step multiplies ``scale``
@@ -66,11 +88,14 @@ def _sample(x, b, w, spikes, counts, astro, pre, out_post, pre_ptr, by_pre, post
         unit[k, 1] = w_min[k]
         unit[k, 2] = w_max[k]
         unit[k, 3] = zero
+        fired_at[k] = -1
         started[k] = 0
     for k in range(n_in):
         is_live[k] = 0
     for i in range(n_liquid):
         current[i] = zero
+        pending[i] = zero
+        unbounded[i] = zero
         n_excitatory[i] = 0
         n_inhibitory[i] = 0
     q = 0
@@ -82,6 +107,7 @@ def _sample(x, b, w, spikes, counts, astro, pre, out_post, pre_ptr, by_pre, post
                 q += 1
     event_ptr[steps] = q
     n_live = 0
+    n_active = 0
     scale = one
     for t in range(steps):
         n_fired = 0
@@ -93,15 +119,17 @@ def _sample(x, b, w, spikes, counts, astro, pre, out_post, pre_ptr, by_pre, post
                 v[k] = zero
                 refractory[k] = t_rfr
                 fired[n_fired] = k
+                fired_at[k] = t
                 n_fired += 1
                 n_input_spikes += one
-            elif refractory[k] > 0:
-                refractory[k] -= 1
+            else:                             # no branch on the count: a miss costs more than the store
+                refractory[k] = max(refractory[k] - 1, 0)
         for k in range(n_in if sparse_input else 0, n_total):
             if v[k] >= threshold and refractory[k] <= 0:
                 v[k] = zero
                 refractory[k] = t_rfr
                 fired[n_fired] = k
+                fired_at[k] = t
                 n_fired += 1
                 if k >= n_in:
                     counts[b, k - n_in] += 1
@@ -110,30 +138,55 @@ def _sample(x, b, w, spikes, counts, astro, pre, out_post, pre_ptr, by_pre, post
                         spikes[t, b, k - n_in] = 1
                 else:
                     n_input_spikes += one
-            elif refractory[k] > 0:
-                refractory[k] -= 1
+            else:                             # no branch on the count: a miss costs more than the store
+                refractory[k] = max(refractory[k] - 1, 0)
         for i in range(n_liquid):
             current[i] = r * current[i]
+        if stdp and not astro_on:
+            a = eta
+        for f in range(n_fired if stdp else 0):
+            if fired[f] >= n_in:
+                unbounded[fired[f] - n_in] = inf
         for f in range(n_fired):
             j = fired[f]
             swap = k0 - r * unit[j, 3]
-            for q in range(pre_ptr[j], pre_ptr[j + 1]):
-                current[out_post[q]] += w[by_pre[q]] * swap
-            if stdp and not started[j]:
-                # a unit's first spike: until then its trace and u were 0, its synapses neither learned nor carried
-                # current; from now on potentiation walks them (excitatory and input ones from the front of the
-                # postsynaptic neuron's slice of ``listed``, inhibitory ones from its back)
+            if not started[j]:
                 started[j] = 1
-                inhibitory = kind[j] == 2
+                active[n_active] = j
+                n_active += 1
+                if stdp:
+                    # its first spike: its synapses get their slots, holding the weights they start from
+                    inhibitory = kind[j] == 2
+                    for q in range(pre_ptr[j], pre_ptr[j + 1]):
+                        i = out_post[q]
+                        if inhibitory:
+                            n_inhibitory[i] += 1
+                            s = post_ptr[i + 1] - n_inhibitory[i]
+                        else:
+                            s = post_ptr[i] + n_excitatory[i]
+                            n_excitatory[i] += 1
+                        slot_of[q] = s
+                        slot_pre[s] = j
+                        slot_w[s] = w_by_pre[q]
+            if not stdp:
                 for q in range(pre_ptr[j], pre_ptr[j + 1]):
-                    i = out_post[q]
-                    if inhibitory:
-                        n_inhibitory[i] += 1
-                        listed[post_ptr[i + 1] - n_inhibitory[i]] = by_pre[q]
-                    else:
-                        listed[post_ptr[i] + n_excitatory[i]] = by_pre[q]
-                        n_excitatory[i] += 1
-        for k in range(n_total):
+                    current[out_post[q]] += w_by_pre[q] * swap
+                continue
+            # current and depression (j presynaptic; x_i the postsynaptic trace before this step's update), without
+            # branches, which would cost the overlap of the cache misses: a neuron that spiked this step is not
+            # clipped here (``unbounded``) but by its potentiation below, which also takes its current afresh
+            rate = (eta if kind[j] == 2 else -a) * scale
+            lo, hi = w_min[j], w_max[j]
+            for q in range(pre_ptr[j], pre_ptr[j + 1]):
+                i = out_post[q]
+                s = slot_of[q]
+                old = slot_w[s]
+                current[i] += old * swap
+                z = min(max(old + rate * unit[n_in + i, 0], lo - unbounded[i]), hi + unbounded[i])
+                slot_w[s] = z
+                pending[i] += (z - old) * k0
+        for f in range(n_active):
+            k = active[f]
             unit[k, 3] = r * unit[k, 3]
         for f in range(n_fired):
             unit[fired[f], 3] = k0
@@ -165,53 +218,36 @@ def _sample(x, b, w, spikes, counts, astro, pre, out_post, pre_ptr, by_pre, post
         for i in range(n_liquid):
             z = v[n_in + i]
             v[n_in + i] = z - z / tau_v + current[i] + bias
+            current[i] += pending[i]
+            pending[i] = zero
         if stdp:
-            if not astro_on:
-                a = eta
             potentiate, weaken = eta * scale, -a * scale   # x_j = unit[j, 0] * scale
-            for f in range(n_fired):          # no bounds where an LTD term follows (clipped after it)
-                unit[fired[f], 1] = -inf
-                unit[fired[f], 2] = inf
-            for f in range(n_fired):          # LTP side: the fired neuron is postsynaptic
+            for f in range(n_fired):          # potentiation: the fired neuron is postsynaptic
                 g = fired[f]
                 if g >= n_in:
-                    i = g - n_in
                     # potentiate, and sum its current afresh over the updated weights (from started units only:
                     # the others' u is 0)
+                    i = g - n_in
                     t0, t1 = zero, zero
-                    for q in range(post_ptr[i], post_ptr[i] + n_excitatory[i]):
-                        syn = listed[q]
-                        j = pre[syn]
-                        z = min(max(w[syn] + potentiate * unit[j, 0], unit[j, 1]), unit[j, 2])
-                        w[syn] = z
+                    for s in range(post_ptr[i], post_ptr[i] + n_excitatory[i]):
+                        j = slot_pre[s]
+                        z = min(max(slot_w[s] + potentiate * unit[j, 0], unit[j, 1]), unit[j, 2])
+                        slot_w[s] = z
                         t0 += z * unit[j, 3]
-                    for q in range(post_ptr[i + 1] - n_inhibitory[i], post_ptr[i + 1]):
-                        syn = listed[q]
-                        j = pre[syn]
-                        z = min(max(w[syn] + weaken * unit[j, 0], unit[j, 1]), unit[j, 2])
-                        w[syn] = z
+                    for s in range(post_ptr[i + 1] - n_inhibitory[i], post_ptr[i + 1]):
+                        j = slot_pre[s]
+                        z = min(max(slot_w[s] + weaken * unit[j, 0], unit[j, 1]), unit[j, 2])
+                        slot_w[s] = z
                         t1 += z * unit[j, 3]
                     current[i] = t0 + t1
-            for f in range(n_fired):          # LTD side: the fired neuron is presynaptic
-                j = fired[f]
-                rate = (eta if kind[j] == 2 else -a) * scale
-                lo, hi = w_min[j], w_max[j]
-                for q in range(pre_ptr[j], pre_ptr[j + 1]):
-                    syn = by_pre[q]
-                    i = out_post[q]
-                    old = w[syn]
-                    z = min(max(old + rate * unit[n_in + i, 0], lo), hi)
-                    w[syn] = z
-                    current[i] += (z - old) * k0
+                    unbounded[i] = zero
             grow = increment / scale
             for f in range(n_fired):          # x <- decay * (x + increment * s), in that order
-                g = fired[f]
-                unit[g, 0] += grow
-                unit[g, 1] = w_min[g]
-                unit[g, 2] = w_max[g]
+                unit[fired[f], 0] += grow
             scale = decay * scale
             if scale < 1e-4:                  # fold the common factor back in before it underflows
-                for k in range(n_total):
+                for f in range(n_active):
+                    k = active[f]
                     unit[k, 0] = scale * unit[k, 0]
                 scale = one
             if astro_on:
@@ -221,45 +257,62 @@ def _sample(x, b, w, spikes, counts, astro, pre, out_post, pre_ptr, by_pre, post
             w_a = w_a * rate_decay
             b_a = b_a * rate_decay
         astro[t, b] = a
+    return n_active
 
 
 @numba.njit(**_JIT)
-def _buffers(x, w, kind, pre):
+def _write_back(w, pre_ptr, by_pre, active, n_active, slot_w, slot_of):
+    """Put a sample's learned weights (``slot_w``) into ``w`` (synapse order), which holds its start weights."""
+    for f in range(n_active):
+        j = active[f]
+        for q in range(pre_ptr[j], pre_ptr[j + 1]):
+            w[by_pre[q]] = slot_w[slot_of[q]]
+
+
+@numba.njit(**_JIT)
+def _buffers(x, w, kind):
     """One sample's scratch arrays (the arguments of ``_sample`` after ``flags``), reused from sample to sample."""
     steps, _, n_in = x.shape
     n_total = kind.shape[0]
     n_liquid = n_total - n_in
-    return (np.empty(n_total, w.dtype), np.empty(n_total, np.int64), np.empty((n_total, 4), w.dtype),
-            np.empty(n_total, np.int64), np.empty(n_liquid, w.dtype), np.empty(n_in, np.int32),
-            np.empty(n_in, np.uint8), np.empty(steps * n_in, np.int32), np.empty(steps + 1, np.int64),
-            np.empty(n_total, np.uint8), np.empty(pre.shape[0], np.int32), np.empty(n_liquid, np.int64),
-            np.empty(n_liquid, np.int64))
+    n_synapses = w.shape[0]
+    return (np.empty(n_total, w.dtype), np.empty(n_total, np.int32),                  # v, refractory
+            np.empty((n_total, 4), w.dtype), np.empty(n_total, np.int32),              # unit, fired
+            np.empty(n_total, np.int32), np.empty(n_liquid, w.dtype),                  # fired_at, current
+            np.empty(n_liquid, w.dtype), np.empty(n_liquid, w.dtype),                  # pending, unbounded
+            np.empty(n_in, np.int32), np.empty(n_in, np.uint8),                        # live, is_live
+            np.empty(steps * n_in, np.int32), np.empty(steps + 1, np.int64),           # events, event_ptr
+            np.empty(n_total, np.uint8), np.empty(n_total, np.int32),                  # started, active
+            np.empty(n_synapses, w.dtype), np.empty(n_synapses, np.int32),             # slot_w, slot_pre
+            np.empty(n_synapses, np.int32),                                            # slot_of
+            np.empty(n_liquid, np.int32), np.empty(n_liquid, np.int32))                # n_excitatory, n_inhibitory
 
 
 @numba.njit(**_JIT)
-def run_sequential(x, w, weights_out, spikes, counts, astro, pre, out_post, pre_ptr, by_pre, post_ptr, kind, w_min,
-                   w_max, params, flags):
+def run_sequential(x, w, weights_out, spikes, counts, astro, out_post, pre_ptr, by_pre, post_ptr, kind, w_min, w_max,
+                   params, flags):
     """The samples one after the other, each starting from the weights the previous one left in ``w``."""
-    scratch = _buffers(x, w, kind, pre)
+    scratch = _buffers(x, w, kind)
+    active, slot_w, slot_of = scratch[13], scratch[14], scratch[16]
     for b in range(x.shape[1]):
-        _sample(x, b, w, spikes, counts, astro, pre, out_post, pre_ptr, by_pre, post_ptr, kind, w_min, w_max,
-                params, flags, *scratch)
+        n_active = _sample(x, b, w[by_pre], spikes, counts, astro, out_post, pre_ptr, post_ptr, kind, w_min, w_max,
+                           params, flags, *scratch)
+        if flags[1]:
+            _write_back(w, pre_ptr, by_pre, active, n_active, slot_w, slot_of)
 
 
 @numba.njit(**_JIT)
-def run_independent(x, w, weights_out, spikes, counts, astro, pre, out_post, pre_ptr, by_pre, post_ptr, kind, w_min,
-                    w_max, params, flags, first, stride):
-    """Samples ``first, first + stride, ...``, each from the weights ``w`` (left unchanged); with ``flags[4]`` each
-    sample's final weights go to ``weights_out[b]``. One worker's share: the kernel releases the GIL, so
-    ``stride`` Python threads run the shares side by side (see ``liquid_run``)."""
-    batch = x.shape[1]
-    plastic, keep = flags[1], flags[4]
-    own = np.empty_like(w) if plastic else w
-    scratch = _buffers(x, w, kind, pre)
-    for b in range(first, batch, stride):
-        if plastic:
-            own[:] = w
-        _sample(x, b, own, spikes, counts, astro, pre, out_post, pre_ptr, by_pre, post_ptr, kind, w_min, w_max,
-                params, flags, *scratch)
-        if keep:
-            weights_out[b, :] = own
+def run_independent(x, w, weights_out, spikes, counts, astro, out_post, pre_ptr, by_pre, post_ptr, kind, w_min,
+                    w_max, params, flags, w_by_pre, first, stride):
+    """Samples ``first, first + stride, ...``, each from the weights ``w`` (left unchanged; ``w_by_pre`` is
+    ``w[by_pre]``); with ``flags[4]`` each sample's final weights go to ``weights_out[b]``. One worker's share: the
+    kernel releases the GIL, so ``stride`` Python threads run the shares side by side (see ``liquid_run``), each on
+    its own scratch arrays and all reading the same ``w_by_pre``."""
+    scratch = _buffers(x, w, kind)
+    active, slot_w, slot_of = scratch[13], scratch[14], scratch[16]
+    for b in range(first, x.shape[1], stride):
+        n_active = _sample(x, b, w_by_pre, spikes, counts, astro, out_post, pre_ptr, post_ptr, kind, w_min, w_max,
+                           params, flags, *scratch)
+        if flags[4]:
+            weights_out[b, :] = w
+            _write_back(weights_out[b], pre_ptr, by_pre, active, n_active, slot_w, slot_of)

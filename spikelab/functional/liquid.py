@@ -305,7 +305,7 @@ def liquid_run(x: Tensor, weights: Tensor, topology, neuron: LiquidParameters = 
     index = topology.csr()
     flags = np.array([neuron.refractory, int(plasticity.stdp), int(plasticity.astrocyte), int(record), int(keep)],
                      np.int64)
-    args = (xs, w, weights_out, spikes, counts, astro, topology.pre, index.out_post, index.pre_ptr, index.by_pre,
+    args = (xs, w, weights_out, spikes, counts, astro, index.out_post, index.pre_ptr, index.by_pre,
             index.post_ptr, topology.kind, topology.w_min.astype(dtype), topology.w_max.astype(dtype), params, flags)
     if sequential:
         kernels.run_sequential(*args)
@@ -314,8 +314,9 @@ def liquid_run(x: Tensor, weights: Tensor, topology, neuron: LiquidParameters = 
         workers = max(1, min(batch, torch.get_num_threads()))
         # Python threads, not numba's parallel loop: its OpenMP pool would be one more OpenMP runtime in the
         # process beside torch's and NEST's, and NEST crashed in ResetKernel after it had run
+        w_by_pre = w[index.by_pre]   # each unit's outgoing synapses side by side, shared by the workers
         with ThreadPoolExecutor(workers) as pool:
-            list(pool.map(lambda first: kernels.run_independent(*args, first, workers), range(workers)))
+            list(pool.map(lambda first: kernels.run_independent(*args, w_by_pre, first, workers), range(workers)))
         final = torch.from_numpy(weights_out) if keep else None
     return LiquidOutput(torch.from_numpy(spikes) if record else None, torch.from_numpy(counts),
                         torch.from_numpy(astro), final)
