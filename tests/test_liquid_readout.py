@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from spikelab.errors import ConfigError
+from spikelab.errors import CheckpointError, ConfigError
 from spikelab.liquid.protocol import (RIDGE_PENALTIES, NALSMConfig, NALSMResult, extract_features, fit_readout,
                                       initialise_liquid, run_nalsm)
 from spikelab.liquid.readout import LinearReadout, liquid_features, normalise
@@ -102,6 +102,9 @@ def test_run_nalsm_separates_two_classes_and_is_seeded(tmp_path):
     assert torch.equal(again.liquid.weight, result.liquid.weight) and again.accuracy == result.accuracy
     result.save(tmp_path / "nalsm.pt")
     loaded = NALSMResult.load(tmp_path / "nalsm.pt")
+    result.liquid.save(tmp_path / "liquid.pt")
+    with pytest.raises(CheckpointError, match="LiquidStateMachine.load"):     # a liquid alone has no readout
+        NALSMResult.load(tmp_path / "liquid.pt")
     assert torch.equal(loaded.liquid.weight, result.liquid.weight) and loaded.accuracy == result.accuracy
     x, y = test[0]
     assert torch.equal(loaded.predict(x), result.predict(x))

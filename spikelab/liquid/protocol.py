@@ -146,7 +146,9 @@ class NALSMResult:
         liquid = LiquidStateMachine.from_checkpoint(checkpoint)
         spec = checkpoint["model_spec"].get("readout")
         if spec is None:
-            raise CheckpointError(f"{where} holds a liquid without a readout: load it with LiquidStateMachine.load")
+            raise CheckpointError(f"{where} holds a liquid without a readout in NALSMResult's format (a saved "
+                                  "liquid, or a liquid run of an older build): load the liquid alone with "
+                                  "LiquidStateMachine.load, or train the run again")
         readout = LinearReadout(spec["features"], spec["classes"], spec["normalised"])
         readout.load_state_dict(checkpoint["model_state"]["readout"])
         metrics = checkpoint.get("metrics") or {}
