@@ -24,3 +24,22 @@ def test_small_benchmark_result(capsys):
 def test_bad_rounds():
     with pytest.raises(ConfigError):
         run_liquid_benchmark(rounds=1)
+
+
+def test_cli_leaves_the_large_liquid_out(monkeypatch, tmp_path, capsys):
+    """``spikelab bench liquid --no-large`` runs without NALSM8000; without the flag the function's default runs."""
+    from spikelab import bench
+    from spikelab.cli import main
+
+    calls = []
+
+    def small(rounds, **options):
+        calls.append(options)
+        return run_liquid_benchmark(rounds=2, batch=2, size=27, steps=20, n_input=10,
+                                    large_size=options.get("large_size", 64), batch_large=1, rounds_large=2)
+
+    monkeypatch.setattr(bench, "run_liquid_benchmark", small)
+    assert main(["bench", "liquid", "--no-large", "--out", str(tmp_path / "a.json")]) == 0
+    assert calls[-1] == {"large_size": None} and "nalsm64" not in capsys.readouterr().out
+    assert main(["bench", "liquid", "--out", str(tmp_path / "b.json")]) == 0
+    assert calls[-1] == {} and "nalsm64-2t" in capsys.readouterr().out

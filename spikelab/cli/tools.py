@@ -31,6 +31,9 @@ def add_commands(commands) -> None:
                      help="T of the BPTT vs SLTT memory comparison on the device (default 100,500)")
     gpu.add_argument("--out", default=None, metavar="FILE.json",
                      help="gpu and liquid: where to write the full result (default bench-TARGET.json)")
+    liquid_group = benchmark.add_argument_group("liquid")
+    liquid_group.add_argument("--no-large", action="store_true",
+                              help="leave NALSM8000 out (most of the run's time goes to it)")
     benchmark.set_defaults(run=lambda args: BENCHMARKS[args.target][0](args))
 
     inspect = commands.add_parser("inspect", help="what a trained run learned: its delays, or its liquid",
@@ -100,7 +103,7 @@ def bench_stdp(args) -> int:
 def bench_liquid(args) -> int:
     from spikelab.bench import format_liquid_table, run_liquid_benchmark
 
-    result = run_liquid_benchmark(rounds=args.rounds or 10)
+    result = run_liquid_benchmark(rounds=args.rounds or 10, **({"large_size": None} if args.no_large else {}))
     out = Path(args.out or "bench-liquid.json")
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2) if args.json else format_liquid_table(result))
