@@ -10,6 +10,7 @@ other. Its checkpoint is a :class:`spikelab.liquid.protocol.NALSMResult`'s (the 
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 
@@ -138,18 +139,11 @@ def nalsm_config(config):
     from spikelab.liquid.protocol import NALSMConfig
 
     options, trainer = config.model_options, config.trainer
-    return NALSMConfig(size=options["liquid_size"], n_input=_prod(config.input_shape), seed=config.seed,
+    return NALSMConfig(size=options["liquid_size"], n_input=math.prod(config.input_shape), seed=config.seed,
                        astro_w=options["astro_weight"], stdp=options["stdp"], astrocyte=options["astrocyte"],
                        init_samples=trainer["init_samples"], init_steps=trainer["init_ms"],
                        extract_steps=round(config.binning.duration / config.dt), readout=trainer["readout"],
                        epochs=trainer["readout_epochs"] or NALSMConfig.epochs)
-
-
-def _prod(shape) -> int:
-    total = 1
-    for d in shape:
-        total *= int(d)
-    return total
 
 
 def train(args) -> int:
@@ -160,7 +154,7 @@ def train(args) -> int:
     from dataclasses import asdict
 
     from spikelab.cli.training import _run_folder
-    from spikelab.liquid.protocol import NALSMResult, extract_features, fit_readout, initialise_liquid
+    from spikelab.liquid.protocol import NALSMResult, fit_readout, initialise_liquid
     from spikelab.training.checkpoint import save_checkpoint
 
     started = time.perf_counter()
@@ -184,10 +178,9 @@ def train(args) -> int:
         print(f"phase 1: liquid initialised on {nalsm.init_samples} samples x {nalsm.init_steps} ms "
               f"({time.perf_counter() - clock:.1f} s)")
     seconds["initialise"], clock = time.perf_counter() - clock, time.perf_counter()
-    extract = dict(steps=nalsm.extract_steps, rate_decay=nalsm.rate_decay, plastic=nalsm.stdp)
-    features = {"train": extract_features(lsm, _batches(train_full, train_idx), **extract),
-                "val": extract_features(lsm, _batches(train_full, val_idx), **extract),
-                "test": extract_features(lsm, _batches(test_set, range(len(test_set))), **extract)}
+    features = {"train": _features(lsm, nalsm, train_full, train_idx),
+                "val": _features(lsm, nalsm, train_full, val_idx),
+                "test": _features(lsm, nalsm, test_set, range(len(test_set)))}
     seconds["extract"] = time.perf_counter() - clock
     extracted = sum(len(labels) for _, labels in features.values())
     print(f"phase 2: spike counts of {extracted} samples ({seconds['extract']:.1f} s, "
@@ -235,6 +228,14 @@ def _batches(dataset, indices):
     for start in range(0, len(indices), CHUNK):
         chunk = indices[start:start + CHUNK]
         yield _frames(dataset, chunk), dataset.targets[chunk]
+
+
+def _features(lsm, nalsm, dataset, indices):
+    """Phase 2 on samples ``indices`` of ``dataset`` as the run's config says: ``(counts, labels)``."""
+    from spikelab.liquid.protocol import extract_features
+
+    return extract_features(lsm, _batches(dataset, indices), steps=nalsm.extract_steps, rate_decay=nalsm.rate_decay,
+                            plastic=nalsm.stdp)
 
 
 def _random_batches(dataset, indices, samples: int, ms: int, seed: int):
@@ -313,12 +314,9 @@ def evaluate(args) -> int:
         raise ConfigError(f"this liquid was trained on {config.dataset!r}; evaluating it on {args.dataset!r} "
                           "would feed inputs of another shape")
     config = dataclasses.replace(config.with_data_dir(args.data_dir), skip_bad=args.skip_bad)
-    from spikelab.liquid.protocol import extract_features
-
     test_set = config.load_split(train=False)
     nalsm = nalsm_config(config)
-    counts, labels = extract_features(lsm, _batches(test_set, range(len(test_set))), steps=nalsm.extract_steps,
-                                      rate_decay=nalsm.rate_decay, plastic=nalsm.stdp)
+    counts, labels = _features(lsm, nalsm, test_set, range(len(test_set)))
     result = _evaluate(nalsm_run.readout, counts, labels, test_set.num_classes)
     result.update(_activity(lsm, _summary_spikes(lsm, nalsm, test_set, SUMMARY_SAMPLES)))
     print(f"{path} ({_describe(config)}, {nalsm.readout} readout) on "
