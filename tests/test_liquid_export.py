@@ -8,7 +8,10 @@ from spikelab.errors import ExportError
 from spikelab.functional.liquid import AstroSTDPParameters, LiquidParameters
 from spikelab.graph import simulate
 from spikelab.liquid import LiquidStateMachine, grid_liquid
-from spikelab.liquid.export import input_unit_spikes, liquid_to_network, stdp_mechanism
+from spikelab.functional.plasticity import stdp_step
+from spikelab.liquid.export import (input_unit_spikes, liquid_stdp_rule, liquid_to_network,
+                                   stdp_mechanism)
+from spikelab.liquid.topology import EXCITATORY, INHIBITORY
 
 
 def learned_liquid(neuron=LiquidParameters(), seed=0):
@@ -60,6 +63,28 @@ def test_nest_runs_the_exported_liquid_spike_for_spike():
     assert int(np.abs(on_nest - reference).sum()) == 0
 
 
+@pytest.mark.parametrize("synapses, kind", [("excitatory", EXCITATORY), ("inhibitory", INHIBITORY)])
+def test_exported_rule_is_the_liquids_own(synapses, kind):
+    """The liquid learns without its astrocyte (float64); the exported sl.STDP, stepped on the same unit spikes
+    with NALSM's one clip per step, ends at the liquid's weights for every synapse of that presynaptic type."""
+    lsm = learned_liquid()
+    lsm.plasticity = AstroSTDPParameters(astrocyte=False)
+    x = events(steps=80, batch=1)
+    out = lsm(x, keep_weights=True)
+    units = torch.cat([input_unit_spikes(x, lsm), out.spikes.double()], dim=2)[:, 0]     # (T, n_total)
+    topology, rule = lsm.topology, liquid_stdp_rule(lsm, synapses)
+    mine = torch.as_tensor(topology.kind[topology.pre] == kind)
+    pre, post = torch.as_tensor(topology.pre[mine.numpy()]).long(), torch.as_tensor(topology.post[mine.numpy()]).long()
+    w = lsm.weight.double()[mine]
+    state = None
+    for t in range(units.shape[0]):
+        ltp, ltd, state = stdp_step(units[t:t + 1], units[t:t + 1, topology.n_input:], rule.params, state)
+        w = (w + ltp[post, pre] - ltd[post, pre]).clamp(rule.params.w_min, rule.params.w_max)
+    learned = out.weights[0][mine]
+    assert (learned - lsm.weight.double()[mine]).abs().max() > 1e-3        # the liquid's weights moved
+    assert (w - learned).abs().max() < 1e-12
+
+
 @pytest.mark.pynn
 def test_stdp_mechanism_on_nest_and_its_refusals():
     from parts import need
@@ -74,9 +99,57 @@ def test_stdp_mechanism_on_nest_and_its_refusals():
     with pytest.raises(ExportError, match="decay"):
         stdp_mechanism(lsm, sim)
     lsm.plasticity = AstroSTDPParameters(astrocyte=False)
-    mechanism = stdp_mechanism(lsm, sim)
-    timing = mechanism.timing_dependence.parameter_space
-    assert timing["tau_plus"].base_value == 10.0
+    with pytest.raises(ExportError, match="cannot change sign"):
+        stdp_mechanism(lsm, sim, synapses="input")
+    excitatory = stdp_mechanism(lsm, sim)
+    assert excitatory.timing_dependence.parameter_space["tau_plus"].base_value == 10.0
+    assert excitatory.weight_dependence.parameter_space["w_max"].base_value > 0
+    inhibitory = stdp_mechanism(lsm, sim, synapses="inhibitory", weight=-1.0)
+    rate = lsm.plasticity.eta_plus * lsm.plasticity.trace_increment
+    assert inhibitory.timing_dependence.parameter_space["A_plus"].base_value == pytest.approx(rate / 3.0)
+    assert inhibitory.weight_dependence.parameter_space["w_max"].base_value == -3.0   # NEST: negative Wmax
+
+
+def test_inhibitory_stdp_maps_on_the_spinnaker_virtual_board(tmp_path):
+    """sPyNNaker takes the liquid's inhibitory rule on an inhibitory projection of magnitudes and maps it."""
+    import json
+    import subprocess
+    import sys
+
+    from parts import need
+
+    need("spynnaker")
+    from spikelab.backends.spinnaker import virtual_board_environment
+
+    script = tmp_path / "job.py"
+    script.write_text("""
+import json, logging, warnings
+logging.disable(logging.WARNING)
+warnings.simplefilter("ignore")
+import pyNN.spiNNaker as sim
+from spikelab.functional.liquid import AstroSTDPParameters
+from spikelab.liquid import LiquidStateMachine, grid_liquid
+from spikelab.liquid.export import stdp_mechanism
+lsm = LiquidStateMachine(grid_liquid((3, 3, 3), n_input=30, seed=0), plasticity=AstroSTDPParameters(astrocyte=False))
+sim.setup(timestep=1.0)
+mechanism = stdp_mechanism(lsm, sim, synapses="inhibitory", weight=-2.0, delay=1.0)
+pre = sim.Population(3, sim.SpikeSourceArray(spike_times=[[1.0]] * 3))
+post = sim.Population(2, sim.IF_curr_delta())
+sim.Projection(pre, post, sim.AllToAllConnector(), mechanism, receptor_type="inhibitory")
+sim.run(5)
+sim.end()
+timing, bounds = mechanism.timing_dependence, mechanism.weight_dependence
+print(json.dumps(dict(a_plus=timing.A_plus, a_minus=timing.A_minus, w_min=bounds.w_min, w_max=bounds.w_max,
+                      weight=mechanism.weight)))
+""")
+    (tmp_path / "work").mkdir()
+    env = virtual_board_environment(tmp_path / "home")
+    proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path / "work", env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    mapped = json.loads(proc.stdout.strip().splitlines()[-1])
+    rate = AstroSTDPParameters().eta_plus * AstroSTDPParameters().trace_increment
+    assert mapped == pytest.approx(dict(a_plus=rate, a_minus=rate, w_min=0.0, w_max=3.0, weight=2.0))
 
 
 def test_exported_liquid_maps_on_the_spinnaker_virtual_board_as_predicted(tmp_path, monkeypatch):

@@ -28,7 +28,7 @@ def _spike_trains(seed):
     return pre, teacher
 
 
-def _run_nest(rule, pre_times, teacher_times, w0):
+def _run_nest(rule, pre_times, teacher_times, w0, receptor_type="excitatory"):
     """The weights when each presynaptic spike time is reached (NEST applies a synapse's pending changes then),
     and the postsynaptic spike times, on PyNN + NEST."""
     sim = _nest()
@@ -43,7 +43,7 @@ def _run_nest(rule, pre_times, teacher_times, w0):
         pre = sim.Population(N_PRE, sim.SpikeSourceArray())
         pre.set(spike_times=[sim.Sequence(times) for times in pre_times])
         synapse = stdp_to_pynn(rule, sim, dt=1.0, post_cell_type=cell, weight=w0, delay=float(DELAY))
-        projection = sim.Projection(pre, post, sim.AllToAllConnector(), synapse)
+        projection = sim.Projection(pre, post, sim.AllToAllConnector(), synapse, receptor_type=receptor_type)
         arrivals = sorted({int(t) for times in pre_times for t in times})
         weights = {}
         for t in arrivals:
@@ -55,17 +55,21 @@ def _run_nest(rule, pre_times, teacher_times, w0):
     return weights, post_times
 
 
-@pytest.mark.parametrize("dependence, a_plus, a_minus", [("additive", 0.3 * W_MAX, 0.35 * W_MAX),
-                                                          ("multiplicative", 0.2, 0.25)])
-def test_weight_trajectory_equals_nests_stdp_synapse(dependence, a_plus, a_minus):
+@pytest.mark.parametrize("dependence, a_plus, a_minus, sign", [("additive", 0.3 * W_MAX, 0.35 * W_MAX, 1),
+                                                                ("multiplicative", 0.2, 0.25, 1),
+                                                                ("additive", -0.3 * W_MAX, -0.35 * W_MAX, -1)])
+def test_weight_trajectory_equals_nests_stdp_synapse(dependence, a_plus, a_minus, sign):
     """Pre spike trains and a teacher-driven postsynaptic neuron on NEST; spikelab's online rule on the same spike
     times (post shifted by the dendritic delay, as NEST pairs them) gives the same weight after every presynaptic
-    arrival, to float rounding. The additive case hits both bounds, so clipping is compared too."""
+    arrival, to float rounding. The additive cases hit both bounds, so clipping is compared too. ``sign = -1``: an
+    inhibitory projection, the rule on weights in [-W_MAX, 0] with negative rates."""
+    w_min, w_max = (0.0, W_MAX) if sign > 0 else (-W_MAX, 0.0)
     rule = sl.STDP(tau_plus=16.0, tau_minus=24.0, a_plus=a_plus, a_minus=a_minus, weight_dependence=dependence,
-                   w_min=0.0, w_max=W_MAX)
+                   w_min=w_min, w_max=w_max)
     pre_times, teacher_times = _spike_trains(seed=1)
-    w0 = 0.5 * W_MAX
-    nest_weights, post_times = _run_nest(rule, pre_times, teacher_times, w0)
+    w0 = 0.5 * sign * W_MAX
+    nest_weights, post_times = _run_nest(rule, pre_times, teacher_times, w0,
+                                         "excitatory" if sign > 0 else "inhibitory")
     assert len(post_times) == len(teacher_times)          # the neuron fires for the teacher only
 
     pre = torch.zeros(STEPS, 1, N_PRE, dtype=torch.float64)
@@ -81,7 +85,7 @@ def test_weight_trajectory_equals_nests_stdp_synapse(dependence, a_plus, a_minus
     theirs = np.array([nest_weights[int(t)][j] for j, times in enumerate(pre_times) for t in times])
     assert np.abs(ours - theirs).max() <= 1e-9 * W_MAX
     if dependence == "additive":      # both bounds were reached, so the clipping was compared too
-        assert (trajectory == 0).any() and (trajectory == W_MAX).any()
+        assert (trajectory == w_min).any() and (trajectory == w_max).any()
     assert np.abs(theirs - w0).max() > 0.2 * W_MAX   # the weights moved
 
 
@@ -94,8 +98,17 @@ def test_what_pynn_cannot_express_is_refused_by_name():
         stdp_to_pynn(sl.RewardSTDP(), sim, dt=1.0)
     with pytest.raises(ExportError, match="split the projection by synapse type"):
         stdp_to_pynn(sl.STDP(w_max=torch.ones(1, 3)), sim, dt=1.0)
-    with pytest.raises(ExportError, match="w_min"):
+    with pytest.raises(ExportError, match="change sign"):
         stdp_to_pynn(sl.STDP(w_min=-1.0), sim, dt=1.0)
+    with pytest.raises(ExportError, match="w_min = 0.5"):
+        stdp_to_pynn(sl.STDP(w_min=0.5), sim, dt=1.0)
+    with pytest.raises(ExportError, match="both must be <= 0"):
+        stdp_to_pynn(sl.STDP(w_min=-1.0, w_max=0.0), sim, dt=1.0)
+    with pytest.raises(ExportError, match="set w_max = 0"):
+        stdp_to_pynn(sl.STDP(a_plus=-0.01, a_minus=-0.01, w_min=-1.0, w_max=-0.5), sim, dt=1.0)
+    with pytest.raises(ExportError, match="multiplicative rule on negative weights"):
+        stdp_to_pynn(sl.STDP(a_plus=-0.01, a_minus=-0.01, w_min=-1.0, w_max=0.0, weight_dependence="multiplicative"),
+                     sim, dt=1.0)
     with pytest.raises(ExportError, match="not brian2"):
         stdp_to_pynn(sl.STDP(), types.SimpleNamespace(__name__="brian2"), dt=1.0)
 

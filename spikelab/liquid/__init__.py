@@ -13,8 +13,9 @@ module              what is there
 :mod:`.protocol`    NALSM's three phases: ``NALSMConfig``, ``initialise_liquid``, ``extract_features``,
                     ``fit_readout``, ``run_nalsm`` -> ``NALSMResult``
 :mod:`.export`      ``liquid_to_network`` (static weights as a ``spikelab.graph.Network`` for PyNN / NEST /
-                    SpiNNaker), ``input_unit_spikes``, ``stdp_mechanism`` (the rule as PyNN's STDPMechanism;
-                    refuses the astrocyte by name); imported on first use
+                    SpiNNaker), ``input_unit_spikes``, ``liquid_stdp_rule`` / ``stdp_mechanism`` (the rule on
+                    excitatory or inhibitory synapses as ``sl.STDP`` / PyNN's STDPMechanism; refuses the
+                    astrocyte by name); imported on first use
 :mod:`.metrics`     branching factor (as NALSM computes it), firing rates, kernel quality, separation,
                     spectral radius: pure functions of spikes, states and weight matrices
 ==================  ==========================================================================================

@@ -24,14 +24,24 @@ export changes three things, listed in ``network.approximations``:
 With ``tau_u`` short enough that ``k(1)`` vanishes, ``taps = 1`` and no refractory period the export is exact
 (tested).
 
-**Plasticity** (:func:`stdp_mechanism`): NALSM's pair rule on excitatory liquid -> liquid synapses, with a fixed
-depression rate, is PyNN's all-to-all ``SpikePairRule`` (``tau_plus = tau_minus = trace_tau``,
-``A_plus = eta_+ a``, ``A_minus = A a``: a pair at ``dt = +-1`` ms changes a weight by ``A exp(-1/tau)``,
-NALSM's ``eta_+ a m``) with additive bounds ``[0, w_max]``, mapped by :func:`spikelab.plasticity.stdp_to_pynn`.
-What PyNN cannot express is refused by name (:class:`~spikelab.errors.ExportError`): the astrocyte (a depression
-rate that follows the network's activity: no PyNN synapse reads a global state), rates that decay during a
-sample (``rate_decay < 1``), and, on NEST, synapses whose lower bound is below 0 (input synapses, ``[-3, 3]``;
-inhibitory ones, ``[-3, 0]``, whose rule also swaps signs).
+**Plasticity** (:func:`liquid_stdp_rule`, :func:`stdp_mechanism`): with a fixed depression rate ``A = eta_+``
+(no astrocyte), NALSM's pair rule on the liquid -> liquid synapses is an :class:`~spikelab.STDP` with
+``tau_plus = tau_minus = trace_tau``, additive, one rule per presynaptic type:
+
+* excitatory (``W in [0, w_max]``): ``a_plus = eta_+ a``, ``a_minus = A a``;
+* inhibitory (``W in [-w_max, 0]``, ``W <- W - A x_j s_i + eta_+ x_i s_j``): ``a_plus = -A a``,
+  ``a_minus = -eta_+ a``, which PyNN runs as the excitatory rule on the magnitude ``|W|`` of an inhibitory
+  projection (``receptor_type="inhibitory"``; see :mod:`spikelab.plasticity.pynn`).
+
+A pair at ``dt = +-1`` ms changes a weight by ``a exp(-1/tau)`` of the rate, NALSM's ``eta_+ a m``.
+:func:`spikelab.plasticity.stdp_to_pynn` maps the rule to PyNN's ``SpikePairRule`` with additive bounds. One
+difference remains: NALSM applies a step's LTP and LTD to a synapse together and clips once, PyNN's simulators
+(and :func:`spikelab.functional.stdp_online`) apply them as two events, each clipped; they differ only when a
+synapse's two neurons spike in the same step with the weight within one change of a bound. What PyNN cannot
+express is refused by name (:class:`~spikelab.errors.ExportError`): the astrocyte (a depression rate that follows
+the network's activity: no PyNN synapse reads a global state), rates that decay during a sample
+(``rate_decay < 1``), and the input synapses (``[-3, 3]``: a PyNN synapse is excitatory or inhibitory, it cannot
+change sign).
 """
 from __future__ import annotations
 
@@ -44,10 +54,12 @@ from torch import Tensor
 from spikelab.errors import ExportError
 from spikelab.graph import Network, Population, Projection
 from spikelab.liquid.machine import LiquidStateMachine
-from spikelab.liquid.topology import EXCITATORY, INPUT
+from spikelab.liquid.topology import EXCITATORY, INHIBITORY
 
 LIQUID = "liquid"
 INPUT_UNITS = "input"
+#: presynaptic type -> the kind in ``LiquidTopology.kind``
+SYNAPSE_KINDS = {"excitatory": EXCITATORY, "inhibitory": INHIBITORY}
 
 
 def input_unit_spikes(x: Tensor, lsm: LiquidStateMachine) -> Tensor:
@@ -107,15 +119,19 @@ def liquid_to_network(lsm: LiquidStateMachine, taps: int = 8) -> Network:
     return Network(dt=1.0, populations=populations, projections=projections, approximations=approximations)
 
 
-def stdp_mechanism(lsm: LiquidStateMachine, sim, weight=0.0, delay=None):
-    """NALSM's STDP on the excitatory liquid -> liquid synapses as ``sim.STDPMechanism`` (``pyNN.nest`` or
-    ``pyNN.spiNNaker``), with the depression rate fixed at ``eta_+`` (module docstring).
+def liquid_stdp_rule(lsm: LiquidStateMachine, synapses: str = "excitatory"):
+    """NALSM's STDP on the liquid's ``synapses`` (``"excitatory"`` or ``"inhibitory"``: the presynaptic type) as an
+    :class:`~spikelab.STDP`, with the depression rate fixed at ``eta_+`` (module docstring).
 
     Raises:
-        ExportError: naming the astrocyte, decaying rates, or anything ``stdp_to_pynn`` refuses.
+        ExportError: naming the astrocyte, decaying rates, a frozen liquid, or a type the liquid lacks.
     """
-    from spikelab.plasticity import STDP, stdp_to_pynn
+    from spikelab.plasticity import STDP
 
+    if synapses not in SYNAPSE_KINDS:
+        raise ExportError(f"synapses must be one of {', '.join(SYNAPSE_KINDS)} (the presynaptic neurons' type), "
+                          f"got {synapses!r}; the input synapses ([-3, 3]) are not exported: a PyNN synapse is "
+                          "excitatory or inhibitory and cannot change sign")
     p = lsm.plasticity
     problems = []
     if not p.stdp:
@@ -128,10 +144,25 @@ def stdp_mechanism(lsm: LiquidStateMachine, sim, weight=0.0, delay=None):
         problems.append(f"rates that decay during a sample (rate_decay = {p.rate_decay})")
     if problems:
         raise ExportError("PyNN cannot run this liquid's plasticity: " + "; ".join(problems))
-    exc = lsm.topology.kind == EXCITATORY
-    bound = float(lsm.topology.w_max[exc].max()) if exc.any() else 0.0
-    if np.any(lsm.topology.kind == INPUT) and bound <= 0:
-        raise ExportError("the liquid has no excitatory neurons whose synapses the rule could learn")
+    kind = SYNAPSE_KINDS[synapses]
+    of_kind = lsm.topology.kind == kind
+    if not of_kind.any():
+        raise ExportError(f"the liquid has no {synapses} neurons whose synapses the rule could learn")
     rate = p.eta_plus * p.trace_increment
-    rule = STDP(tau_plus=p.trace_tau, tau_minus=p.trace_tau, a_plus=rate, a_minus=rate, w_min=0.0, w_max=bound)
-    return stdp_to_pynn(rule, sim, dt=1.0, weight=weight, delay=delay)
+    if kind == EXCITATORY:
+        return STDP(tau_plus=p.trace_tau, tau_minus=p.trace_tau, a_plus=rate, a_minus=rate, w_min=0.0,
+                    w_max=float(lsm.topology.w_max[of_kind].max()))
+    return STDP(tau_plus=p.trace_tau, tau_minus=p.trace_tau, a_plus=-rate, a_minus=-rate,
+                w_min=float(lsm.topology.w_min[of_kind].min()), w_max=0.0)
+
+
+def stdp_mechanism(lsm: LiquidStateMachine, sim, synapses: str = "excitatory", weight=0.0, delay=None):
+    """:func:`liquid_stdp_rule` as ``sim.STDPMechanism`` (``pyNN.nest`` or ``pyNN.spiNNaker``), for a projection
+    from the liquid's ``synapses`` neurons (inhibitory: give it ``receptor_type="inhibitory"``).
+
+    Raises:
+        ExportError: naming the astrocyte, decaying rates, or anything ``stdp_to_pynn`` refuses.
+    """
+    from spikelab.plasticity import stdp_to_pynn
+
+    return stdp_to_pynn(liquid_stdp_rule(lsm, synapses), sim, dt=1.0, weight=weight, delay=delay)
