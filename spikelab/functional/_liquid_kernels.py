@@ -39,6 +39,20 @@ import numpy as np
 _JIT = dict(cache=True, nogil=True, error_model="numpy")
 
 
+@numba.njit(inline="always", **_JIT)
+def _fire(k, t, v, refractory, fired, n_fired, fired_at, threshold, t_rfr):
+    """Unit ``k``'s spike check at step ``t``: if it fires, reset it, start its refractory count and list it as
+    ``fired[n_fired]``; else count its refractory steps down. True if it fired."""
+    if v[k] >= threshold and refractory[k] <= 0:
+        v[k] = 0
+        refractory[k] = t_rfr
+        fired[n_fired] = k
+        fired_at[k] = t
+        return True
+    refractory[k] = max(refractory[k] - 1, 0)   # no branch on the count: a miss costs more than the store
+    return False
+
+
 @numba.njit(**_JIT)
 def _sample(x, b, w_by_pre, spikes, counts, astro, out_post, pre_ptr, post_ptr, kind, w_min, w_max, params, flags,
             v, refractory, unit, fired, fired_at, current, pending, unbounded, live, is_live, events, event_ptr,
@@ -114,22 +128,11 @@ def _sample(x, b, w_by_pre, spikes, counts, astro, out_post, pre_ptr, post_ptr, 
         n_liquid_spikes = zero
         n_input_spikes = zero
         for f in range(n_live if sparse_input else 0):
-            k = live[f]
-            if v[k] >= threshold and refractory[k] <= 0:
-                v[k] = zero
-                refractory[k] = t_rfr
-                fired[n_fired] = k
-                fired_at[k] = t
+            if _fire(live[f], t, v, refractory, fired, n_fired, fired_at, threshold, t_rfr):
                 n_fired += 1
                 n_input_spikes += one
-            else:                             # no branch on the count: a miss costs more than the store
-                refractory[k] = max(refractory[k] - 1, 0)
         for k in range(n_in if sparse_input else 0, n_total):
-            if v[k] >= threshold and refractory[k] <= 0:
-                v[k] = zero
-                refractory[k] = t_rfr
-                fired[n_fired] = k
-                fired_at[k] = t
+            if _fire(k, t, v, refractory, fired, n_fired, fired_at, threshold, t_rfr):
                 n_fired += 1
                 if k >= n_in:
                     counts[b, k - n_in] += 1
@@ -138,8 +141,6 @@ def _sample(x, b, w_by_pre, spikes, counts, astro, out_post, pre_ptr, post_ptr, 
                         spikes[t, b, k - n_in] = 1
                 else:
                     n_input_spikes += one
-            else:                             # no branch on the count: a miss costs more than the store
-                refractory[k] = max(refractory[k] - 1, 0)
         for i in range(n_liquid):
             current[i] = r * current[i]
         if stdp and not astro_on:
