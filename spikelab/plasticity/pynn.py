@@ -59,8 +59,8 @@ def stdp_to_pynn(rule: STDP, sim, dt: float, post_cell_type=None, weight=0.0, de
         dt: the time step in ms: spikelab's time constants are in steps, PyNN's in ms.
         post_cell_type: the PyNN cell type of the postsynaptic population (e.g. ``sim.IF_curr_delta(...)``), whose
             ``receptor_scale`` NEST applies to weights but not to ``w_max``; None: no such scale.
-        weight, delay: the synapses' initial weight, with spikelab's sign (sPyNNaker gets the magnitude of an
-            inhibitory one), and delay (ms).
+        weight, delay: the synapses' initial weight (a number or array) with spikelab's sign (sPyNNaker gets
+            the magnitude of an inhibitory one), and delay (ms).
 
     Raises:
         ExportError: naming every part of the rule the simulator cannot run.
