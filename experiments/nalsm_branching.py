@@ -68,13 +68,15 @@ import numpy as np
 import torch
 
 from spikelab.datasets import load_dataset
-from spikelab.liquid import LiquidStateMachine
+from spikelab.liquid import LiquidStateMachine, init_window, initialise_liquid
 from spikelab.liquid.metrics import branching_factor, firing_rates, recurrent_connectivity
 
 #: NALSM1000 on MNIST, mean over 10 liquids (the authors' spreadsheet; reference/algorithms.md §3.8): w_A -> BF
 PAPER_BF = {0.002: 1.42, 0.0075: 1.32, 0.015: 1.25, 0.025: 1.18, 0.05: 1.09, 0.1: 0.99, 0.2: 0.88}
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "nmnist-sample"
 INIT_MS, SAMPLE_MS, RATE_DECAY, CHUNK = 20, 250, 0.99, 500
+#: NALSM reads 300 ms of each N-MNIST recording for its phase-1 windows (starts 1-278), the first 250 in phase 2
+RECORDING_MS = 300
 
 
 class EventInput:
@@ -117,14 +119,21 @@ def measure(astro_w, seed, train_set, test_set, args) -> dict:
     from spikelab.functional.liquid import AstroSTDPParameters
 
     plasticity = AstroSTDPParameters(astrocyte=astro_w is not None,
-                                     astro_w=astro_w if astro_w is not None else AstroSTDPParameters().astro_w)
+                                     astro_w=astro_w if astro_w is not None else AstroSTDPParameters().astro_w,
+                                     carry_traces=not args.reset_traces)
     lsm = LiquidStateMachine(size=1000, n_input=train_set.channels, seed=seed, plasticity=plasticity)
     rng = np.random.default_rng(seed)
     order = np.concatenate([rng.permutation(len(train_set))
                             for _ in range(-(-args.init_samples // len(train_set)))])[:args.init_samples]
     started = time.perf_counter()
-    for start in range(0, len(order), CHUNK):
-        lsm.learn(train_set.frames(order[start:start + CHUNK], INIT_MS))
+    generator = torch.Generator().manual_seed(seed)
+
+    def windows(indices):   # read 50 recordings at a time: 500 x 300 ms x 2312 float32 would take 1.4 GB
+        return torch.cat([init_window(train_set.frames(indices[start:start + 50], RECORDING_MS), INIT_MS,
+                                      args.init_window, generator) for start in range(0, len(indices), 50)], 1)
+
+    chunks = (windows(order[start:start + CHUNK]) for start in range(0, len(order), CHUNK))
+    initialise_liquid(lsm, chunks, len(order), INIT_MS, window="first")
     init_s = time.perf_counter() - started
     shown = rng.choice(len(test_set), args.record_samples, replace=False)
     out = lsm(test_set.frames(shown, SAMPLE_MS), rate_decay=RATE_DECAY)
@@ -143,11 +152,17 @@ def main():
     parser.add_argument("--input", choices=("events", "images"), default="events",
                         help="events: N-MNIST events at 1 ms (default); images: MNIST-style Bernoulli pixels made "
                              "from them, as the paper's MNIST curve")
+    parser.add_argument("--init-window", choices=("random", "first"), default="random",
+                        help="phase-1 window of each recording: random start 1-278 ms (NALSM, default) or the first "
+                             "20 ms (this experiment before the comparison with NALSM's code)")
+    parser.add_argument("--reset-traces", action="store_true",
+                        help="reset the STDP traces per phase-1 sample (spikelab before the comparison; NALSM "
+                             "carries them over)")
     parser.add_argument("--out", default="runs/nalsm_branching.json", help="where to write every measurement")
     args = parser.parse_args()
     torch.set_num_threads(1)   # also the liquid's: an independent batch runs on torch's thread count
-    train_events, test_events = (load_dataset("nmnist", args.data_dir, train=train, dt=1.0, duration=float(SAMPLE_MS))
-                                 for train in (True, False))
+    train_events, test_events = (load_dataset("nmnist", args.data_dir, train=train, dt=1.0, duration=float(ms))
+                                 for train, ms in ((True, RECORDING_MS), (False, SAMPLE_MS)))
     if args.input == "images":   # the test images share the training set's scale, as NALSM's dataset max
         train_set = ImageInput(train_events, seed=0)
         test_set = ImageInput(test_events, seed=1, scale=train_set.scale)
