@@ -73,6 +73,8 @@ from spikelab.liquid.metrics import branching_factor, firing_rates, recurrent_co
 
 #: NALSM1000 on MNIST, mean over 10 liquids (the authors' spreadsheet; reference/algorithms.md §3.8): w_A -> BF
 PAPER_BF = {0.002: 1.42, 0.0075: 1.32, 0.015: 1.25, 0.025: 1.18, 0.05: 1.09, 0.1: 0.99, 0.2: 0.88}
+#: NALSM1000 on N-MNIST, mean over 10 liquids: the same spreadsheet, sheet NALSM1000, columns L (w_A) and Q (BF)
+PAPER_BF_NMNIST = {0.002: 1.29, 0.0075: 1.18, 0.015: 1.13, 0.025: 1.10, 0.05: 1.07, 0.1: 1.04, 0.2: 1.02}
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "nmnist-sample"
 INIT_MS, SAMPLE_MS, RATE_DECAY, CHUNK = 20, 250, 0.99, 500
 #: NALSM reads 300 ms of each N-MNIST recording for its phase-1 windows (starts 1-278), the first 250 in phase 2
@@ -175,16 +177,17 @@ def main():
             print(json.dumps(rows[-1]), flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(rows, indent=1) + "\n")
-    print(f"\nNALSM1000 on N-MNIST {args.input}, {args.init_samples} init samples x {INIT_MS} ms, BF on {args.record_samples} "
-          f"test samples x {SAMPLE_MS} ms; mean +- std over seeds {args.seeds}")
-    print(f"{'w_A':>8}{'BF':>16}{'paper (MNIST)':>15}{'rate Hz':>10}")
+    print(f"\nNALSM1000 on N-MNIST {args.input}, {args.init_samples} init samples x {INIT_MS} ms ({args.init_window} "
+          f"windows), BF on {args.record_samples} test samples x {SAMPLE_MS} ms; mean +- std over seeds {args.seeds}")
+    print(f"{'w_A':>8}{'BF':>16}{'paper N-MNIST':>15}{'paper MNIST':>13}{'rate Hz':>10}")
     for astro_w in [*args.astro_weights, None]:
         mine = [r for r in rows if r["astro_w"] == astro_w]
         bf = [r["bf"] for r in mine]
         spread = statistics.stdev(bf) if len(bf) > 1 else 0.0
-        paper = PAPER_BF.get(astro_w)
+        papers = [(PAPER_BF_NMNIST.get(astro_w), 15), (PAPER_BF.get(astro_w), 13)]
         print(f"{'none' if astro_w is None else f'{astro_w:g}':>8}{f'{statistics.mean(bf):.3f} +- {spread:.3f}':>16}"
-              f"{'' if paper is None else f'{paper:.2f}':>15}{statistics.mean(r['rate_hz'] for r in mine):>10.1f}")
+              + "".join(f"{'' if paper is None else f'{paper:.2f}':>{width}}" for paper, width in papers)
+              + f"{statistics.mean(r['rate_hz'] for r in mine):>10.1f}")
 
 
 if __name__ == "__main__":
