@@ -17,8 +17,9 @@ column is the comparison; it flattens above w_A 0.05 too.
 
     python experiments/nalsm_branching.py --seeds 0 1 2 --init-samples 5000
 
-Measured (2-core VM shared with other jobs, numba 1 thread, commit 1fcdbe3; 5,000 initialisation samples instead
-of the paper's 50,000 to fit the time; BF on 20 test recordings; mean +- std over liquid seeds 0-2; 30 min):
+Measured (2-core VM shared with other jobs, numba 1 thread, engine of commit b817335; 5,000 initialisation
+samples instead of the paper's 50,000 to fit the time; BF on 20 test recordings; mean +- std over liquid seeds
+0-2; 30 min):
 
          w_A              BF  paper N-MNIST  paper MNIST   rate Hz
        0.002  1.382 +- 0.010           1.29         1.42      46.0
