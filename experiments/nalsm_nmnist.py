@@ -1,7 +1,8 @@
 """NALSM1000 against its two ablations on N-MNIST: LSM (fixed weights) and LSM+STDP without the astrocyte.
 
 Every run is `spikelab train --model nalsm` (NALSM's three phases, ``reference/algorithms.md`` §3.6): phase 1
-shows ``--init-samples`` random training recordings for 20 ms each with plasticity on and keeps the weights;
+shows ``--init-samples`` random training recordings for 20 ms each (a random window of each, as NALSM's code;
+the STDP traces carry over) with plasticity on and keeps the weights;
 phase 2 runs every recording for 250 ms (1 ms steps, input channel = pixel x polarity, 2312 for N-MNIST) from
 those weights with plasticity on and rates decaying 0.99 per ms, and keeps the liquid's spike counts; phase 3 fits
 a linear readout on them, chosen on the validation split (a stratified 10 % of the training recordings), and
@@ -22,9 +23,10 @@ NALSM1000 speed one such run takes hours on 2 cores.
 
 Measured (`--seeds 0 1 2 --init-samples 5000`, ridge readout; 2-core VM shared with 4-5 other jobs, load average
 5-14, numba 1 thread; engine of commits 9024bc7-a3dbcc5, CLI of 63d95a4-e052058, whose ridge readouts give
-identical results; 18 runs, 2.5-20 min each). N-MNIST: the real sample, 899 train / 101 validation / 100 test
-recordings (one test recording is 1 point); demo: 1293 / 145 / 359. BF and rate on 20 test recordings;
-samples/s of phase 2 by the wall clock of the loaded machine:
+identical results; 18 runs, 2.5-20 min each; phase 1 then showed the first 20 ms of each recording and reset the
+traces per sample, see ``nalsm_branching.py``: not rerun since). N-MNIST: the real sample, 899 train / 101
+validation / 100 test recordings (one test recording is 1 point); demo: 1293 / 145 / 359. BF and rate on 20 test
+recordings; samples/s of phase 2 by the wall clock of the loaded machine:
 
     dataset variant            accuracy                per seed            BF  rate Hz  samples/s    paper (full)
     nmnist  nalsm         87.67 +- 2.08          87.0 90.0 86.0  1.35 +- 0.01     58.2        6.1   95.90 +- 0.16

@@ -139,6 +139,27 @@ def test_post_before_pre_depresses_by_astrocyte_a_m(runner):
     assert out.weights[2].item() == pytest.approx(expected, abs=1e-12)
 
 
+@pytest.mark.parametrize("runner", [liquid_run, liquid_reference])
+@pytest.mark.parametrize("carry", [True, False])
+def test_sequential_samples_carry_the_stdp_traces(runner, carry):
+    """NALSM resets V, spikes, refractory counts, synaptic timers and the astrocyte per sample but never the STDP
+    traces: a postsynaptic spike late in one sample depresses a presynaptic spike early in the next."""
+    topo = pair_topology(1.5)
+    x = torch.zeros(20, 2, 2, dtype=torch.float64)
+    x[15, 0, 1] = 1               # sample 0: liquid 1 (postsynaptic) fires at step 17
+    x[0, 1, 0] = 1                # sample 1: liquid 0 (presynaptic) fires at step 2
+    plasticity = AstroSTDPParameters(carry_traces=carry)
+    out = runner(x, torch.as_tensor(topo.weight), topo, plasticity=plasticity, batch_mode="sequential")
+    assert torch.nonzero(out.spikes[:, 0, 1]).flatten().tolist() == [17]
+    assert torch.nonzero(out.spikes[:, 1, 0]).flatten().tolist() == [2]
+    p = plasticity
+    m = trace_decay(p.trace_tau)
+    # the post trace a m^3 at the end of sample 0, two more steps of decay before the pre spike reads it
+    depression = out.astrocyte[1, 1].item() * p.trace_increment * m ** 5 if carry else 0.0
+    assert out.weights[2].item() == pytest.approx(1.5 - depression, abs=1e-12)
+    assert carry == (out.weights[2].item() < 1.5)
+
+
 def test_inhibitory_synapse_swaps_the_signs():
     p = AstroSTDPParameters()
     m = trace_decay(p.trace_tau)

@@ -5,7 +5,7 @@ import torch
 
 from spikelab.errors import CheckpointError, ConfigError
 from spikelab.liquid.protocol import (RIDGE_PENALTIES, NALSMConfig, NALSMResult, extract_features, fit_readout,
-                                      initialise_liquid, run_nalsm)
+                                      init_window, initialise_liquid, run_nalsm)
 from spikelab.liquid.readout import LinearReadout, liquid_features, normalise
 
 
@@ -140,3 +140,24 @@ def test_ridge_penalty_is_chosen_on_the_validation_set_only():
     assert torch.equal(fixed.linear.weight, LinearReadout(33, 2).fit_ridge(*train, ridge=1e-3).linear.weight)
     with pytest.raises(ConfigError, match="ridge"):
         NALSMConfig(ridge=-1.0)
+
+
+def test_init_window_first_or_random_within_the_recording():
+    steps, length = 5, 12
+    x = torch.arange(length, dtype=torch.float32)[:, None, None].expand(length, 400, 2)   # x[t] = t
+    assert torch.equal(init_window(x, steps, "first"), x[:steps])
+    windows = init_window(x, steps, "random", torch.Generator().manual_seed(0))
+    assert windows.shape == (steps, 400, 2)
+    starts = windows[0, :, 0]
+    expected = (starts[None] + torch.arange(steps)[:, None])[..., None].expand_as(windows)
+    assert torch.equal(windows, expected), "contiguous windows"
+    # NALSM: randint(1, T - 1 - steps), i.e. starts 1 .. T - steps - 2, each of them drawn
+    assert set(starts.long().tolist()) == set(range(1, length - steps - 1))
+    again = init_window(x, steps, "random", torch.Generator().manual_seed(0))
+    assert torch.equal(windows, again), "seeded by the generator"
+    with pytest.raises(ConfigError, match="at least 8 ms"):
+        init_window(x[:7], steps, "random")
+    with pytest.raises(ConfigError, match="window must be one of"):
+        init_window(x, steps, "middle")
+    with pytest.raises(ConfigError, match="init_window"):
+        NALSMConfig(init_window="middle")

@@ -46,6 +46,9 @@ def add_train_options(parser) -> None:
                        help="phase 1: random training samples shown with plasticity on, weights kept (default "
                             "50000, as the paper; the training split is cycled)")
     group.add_argument("--init-ms", type=int, default=20, help="phase 1: ms of each sample shown (default 20)")
+    group.add_argument("--init-window", choices=("random", "first"), default="random",
+                       help="phase 1: where in each recording those ms start: random (NALSM's N-MNIST runs, start "
+                            "1 .. duration - init-ms - 2; default) or first")
     group.add_argument("--readout", choices=READOUTS, default="ridge",
                        help="phase 3: ridge (closed form, penalty chosen on the validation split; default) or "
                             "adadelta (the paper's: linear layer, softmax cross-entropy, Adadelta lr 0.1, the epoch "
@@ -107,9 +110,11 @@ def run_config(args):
     duration = args.duration if args.duration is not None else SAMPLE_MS.get(args.dataset)
     binning = Binning.for_dataset(args.dataset, dt=LIQUID_DT, duration=duration, downsample=args.downsample,
                                   channel_group=args.channel_group, binarize=not args.counts)
-    if args.init_ms > binning.duration:
+    margin = 3 if args.init_window == "random" else 0     # random starts run from 1 to duration - init_ms - 2
+    if args.init_ms + margin > binning.duration:
         raise ConfigError(f"--init-ms {args.init_ms} is longer than the {binning.duration:g} ms used of each "
-                          "recording (--duration)")
+                          f"recording{' less the 3 ms a random window needs' if margin else ''} (--duration"
+                          f"{', --init-window first' if margin else ''})")
     astro_weight = args.astro_weight
     if astro_weight is None:
         astro_weight = ASTRO_W.get(args.liquid_size, AstroSTDPParameters().astro_w)
@@ -120,7 +125,8 @@ def run_config(args):
                            astrocyte=not (args.no_stdp or args.no_astrocyte),
                            astro_weight=None if args.no_stdp or args.no_astrocyte else astro_weight),
         trainer=dict(loss="readout", seed=args.seed, init_samples=0 if args.no_stdp else args.init_samples,
-                     init_ms=args.init_ms, readout=args.readout, readout_epochs=args.readout_epochs))
+                     init_ms=args.init_ms, init_window=args.init_window, readout=args.readout,
+                     readout_epochs=args.readout_epochs))
 
 
 def _describe(config) -> str:
@@ -142,6 +148,7 @@ def nalsm_config(config):
     return NALSMConfig(size=options["liquid_size"], n_input=math.prod(config.input_shape), seed=config.seed,
                        astro_w=options["astro_weight"], stdp=options["stdp"], astrocyte=options["astrocyte"],
                        init_samples=trainer["init_samples"], init_steps=trainer["init_ms"],
+                       init_window=trainer.get("init_window", "first"),    # runs before the option: the first ms
                        extract_steps=round(config.binning.duration / config.dt), readout=trainer["readout"],
                        epochs=trainer["readout_epochs"] or NALSMConfig.epochs)
 
@@ -173,10 +180,11 @@ def train(args) -> int:
           f"{lsm.topology.n_synapses} synapses -> {out}")
     seconds, clock = {}, time.perf_counter()
     if nalsm.stdp and nalsm.init_samples:
-        initialise_liquid(lsm, _random_batches(train_full, train_idx, nalsm.init_samples, nalsm.init_steps,
-                                               config.seed), nalsm.init_samples, nalsm.init_steps)
+        initialise_liquid(lsm, _random_batches(train_full, train_idx, nalsm.init_samples, config.seed),
+                          nalsm.init_samples, nalsm.init_steps, nalsm.init_window,
+                          torch.Generator().manual_seed(config.seed))
         print(f"phase 1: liquid initialised on {nalsm.init_samples} samples x {nalsm.init_steps} ms "
-              f"({time.perf_counter() - clock:.1f} s)")
+              f"({nalsm.init_window} windows, {time.perf_counter() - clock:.1f} s)")
     seconds["initialise"], clock = time.perf_counter() - clock, time.perf_counter()
     features = {"train": _features(lsm, nalsm, train_full, train_idx),
                 "val": _features(lsm, nalsm, train_full, val_idx),
@@ -238,16 +246,16 @@ def _features(lsm, nalsm, dataset, indices):
                             plastic=nalsm.stdp)
 
 
-def _random_batches(dataset, indices, samples: int, ms: int, seed: int):
+def _random_batches(dataset, indices, samples: int, seed: int):
     """Phase 1's input: ``samples`` recordings drawn at random from ``indices`` (cycled, each pass in a new
-    order), the first ``ms`` of each, in chunks of ``8 x CHUNK`` samples."""
+    order), whole, in chunks of ``CHUNK`` samples (``initialise_liquid`` takes its window of each)."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
     pool = np.asarray(list(indices))
     order = np.concatenate([rng.permutation(pool) for _ in range(-(-samples // len(pool)))])[:samples]
-    for start in range(0, samples, 8 * CHUNK):
-        yield _frames(dataset, order[start:start + 8 * CHUNK], ms)
+    for start in range(0, samples, CHUNK):
+        yield _frames(dataset, order[start:start + CHUNK])
 
 
 def _summary_spikes(lsm, nalsm, dataset, samples: int):

@@ -10,7 +10,8 @@ Shortcuts: the synaptic current is a running sum (see ``_sample``) where the ref
 synapse each step; an input unit is visited only while away from rest (an event, then its spike and refractory
 steps), since without bias it stays at ``V = 0`` otherwise; the traces share one decay factor, so a step multiplies
 one number instead of every trace; potentiation walks only the synapses of units that have spiked in the sample
-(the others' trace and ``u`` are 0: their weights do not change and carry no current), which a sample keeps in
+or carry a trace over from the previous one (the others' trace and ``u`` are 0: their weights do not change and
+carry no current), which a sample keeps in
 blocks of its own per postsynaptic neuron (``slot_w``), so that it streams through memory. The result is the
 reference's to rounding, so float64 runs give the same spikes (a membrane would have to land within about 1e-13 of
 the threshold to split them) and float32 runs agree on all but rare near-threshold spikes.
@@ -54,9 +55,32 @@ def _fire(k, t, v, refractory, fired, n_fired, fired_at, threshold, t_rfr):
 
 
 @numba.njit(**_JIT)
+def _start(j, n_active, stdp, w_by_pre, out_post, pre_ptr, post_ptr, kind, started, active, slot_w, slot_pre,
+           slot_of, n_excitatory, n_inhibitory):
+    """Unit ``j`` becomes active (``active[n_active]``): with STDP its outgoing synapses get their slots, holding
+    the weights they start from (see ``_sample``)."""
+    started[j] = 1
+    active[n_active] = j
+    if not stdp:
+        return
+    inhibitory = kind[j] == 2
+    for q in range(pre_ptr[j], pre_ptr[j + 1]):
+        i = out_post[q]
+        if inhibitory:
+            n_inhibitory[i] += 1
+            s = post_ptr[i + 1] - n_inhibitory[i]
+        else:
+            s = post_ptr[i] + n_excitatory[i]
+            n_excitatory[i] += 1
+        slot_of[q] = s
+        slot_pre[s] = j
+        slot_w[s] = w_by_pre[q]
+
+
+@numba.njit(**_JIT)
 def _sample(x, b, w_by_pre, spikes, counts, astro, out_post, pre_ptr, post_ptr, kind, w_min, w_max, params, flags,
             v, refractory, unit, fired, fired_at, current, pending, unbounded, live, is_live, events, event_ptr,
-            started, active, slot_w, slot_pre, slot_of, n_excitatory, n_inhibitory):
+            started, active, slot_w, slot_pre, slot_of, n_excitatory, n_inhibitory, carry):
     """Run sample ``b`` of ``x`` ``(T, B, n_input)`` from rest on the weights ``w_by_pre`` (in ``by_pre`` order: each
     unit's outgoing synapses side by side), which it only reads: with STDP the sample learns on its own copy of the
     weights it uses, ``slot_w`` (:func:`_write_back` puts them in synapse order). Returns how many units spiked
@@ -74,8 +98,10 @@ def _sample(x, b, w_by_pre, spikes, counts, astro, out_post, pre_ptr, post_ptr, 
     units at its back (``n_excitatory[i]``, ``n_inhibitory[i]`` of them), in the order their units first spiked,
     each with its presynaptic unit in ``slot_pre``; ``slot_of[q]`` is the slot of outgoing synapse ``q`` (``by_pre``
     order). A unit's first spike gives its synapses their slots; until then their weights have not changed (its
-    trace and ``u`` were 0) and carried no current. A spiking unit's outgoing synapses are visited once per step,
-    for their current and their depression together.
+    trace and ``u`` were 0) and carried no current. With ``flags[5]`` (``carry_traces``, sequential runs) a
+    sample starts from the traces in ``carry``, the previous sample's final ones, which it then overwrites with
+    its own; a unit with a carried trace gets its slots before the first step. A spiking unit's outgoing
+    synapses are visited once per step, for their current and their depression together.
 
     Per unit ``k``, side by side in ``unit[k]`` (one cache line per presynaptic unit in the potentiation loop): its
     trace divided by ``scale`` (every trace decays by the same ``m`` per step, so a step multiplies ``scale``
@@ -88,7 +114,7 @@ def _sample(x, b, w_by_pre, spikes, counts, astro, out_post, pre_ptr, post_ptr, 
     decay, increment, eta, a = params[4], params[5], params[6], params[7]
     w_a, b_a, tau_a, rate_decay = params[8], params[9], params[10], params[11]
     k0, r = params[12], params[13]
-    t_rfr, stdp, astro_on, record = flags[0], flags[1], flags[2], flags[3]
+    t_rfr, stdp, astro_on, record, carry_traces = flags[0], flags[1], flags[2], flags[3], flags[5]
     zero = tau_v - tau_v
     one = zero + 1
     inf = one / zero
@@ -98,7 +124,7 @@ def _sample(x, b, w_by_pre, spikes, counts, astro, out_post, pre_ptr, post_ptr, 
     for k in range(n_total):
         v[k] = zero
         refractory[k] = 0
-        unit[k, 0] = zero
+        unit[k, 0] = carry[k] if carry_traces else zero
         unit[k, 1] = w_min[k]
         unit[k, 2] = w_max[k]
         unit[k, 3] = zero
@@ -122,6 +148,11 @@ def _sample(x, b, w_by_pre, spikes, counts, astro, out_post, pre_ptr, post_ptr, 
     event_ptr[steps] = q
     n_live = 0
     n_active = 0
+    for k in range(n_total if carry_traces else 0):
+        if unit[k, 0] != zero:               # a trace carried over from the previous sample: active from the start
+            _start(k, n_active, stdp, w_by_pre, out_post, pre_ptr, post_ptr, kind, started, active, slot_w,
+                   slot_pre, slot_of, n_excitatory, n_inhibitory)
+            n_active += 1
     scale = one
     for t in range(steps):
         n_fired = 0
@@ -151,24 +182,10 @@ def _sample(x, b, w_by_pre, spikes, counts, astro, out_post, pre_ptr, post_ptr, 
         for f in range(n_fired):
             j = fired[f]
             swap = k0 - r * unit[j, 3]
-            if not started[j]:
-                started[j] = 1
-                active[n_active] = j
+            if not started[j]:               # its first spike
+                _start(j, n_active, stdp, w_by_pre, out_post, pre_ptr, post_ptr, kind, started, active, slot_w,
+                       slot_pre, slot_of, n_excitatory, n_inhibitory)
                 n_active += 1
-                if stdp:
-                    # its first spike: its synapses get their slots, holding the weights they start from
-                    inhibitory = kind[j] == 2
-                    for q in range(pre_ptr[j], pre_ptr[j + 1]):
-                        i = out_post[q]
-                        if inhibitory:
-                            n_inhibitory[i] += 1
-                            s = post_ptr[i + 1] - n_inhibitory[i]
-                        else:
-                            s = post_ptr[i] + n_excitatory[i]
-                            n_excitatory[i] += 1
-                        slot_of[q] = s
-                        slot_pre[s] = j
-                        slot_w[s] = w_by_pre[q]
             if not stdp:
                 for q in range(pre_ptr[j], pre_ptr[j + 1]):
                     current[out_post[q]] += w_by_pre[q] * swap
@@ -258,6 +275,8 @@ def _sample(x, b, w_by_pre, spikes, counts, astro, out_post, pre_ptr, post_ptr, 
             w_a = w_a * rate_decay
             b_a = b_a * rate_decay
         astro[t, b] = a
+    for k in range(n_total if carry_traces else 0):
+        carry[k] = unit[k, 0] * scale if started[k] else zero
     return n_active
 
 
@@ -286,7 +305,8 @@ def _buffers(x, w, kind):
             np.empty(n_total, np.uint8), np.empty(n_total, np.int32),                  # started, active
             np.empty(n_synapses, w.dtype), np.empty(n_synapses, np.int32),             # slot_w, slot_pre
             np.empty(n_synapses, np.int32),                                            # slot_of
-            np.empty(n_liquid, np.int32), np.empty(n_liquid, np.int32))                # n_excitatory, n_inhibitory
+            np.empty(n_liquid, np.int32), np.empty(n_liquid, np.int32),                # n_excitatory, n_inhibitory
+            np.zeros(n_total, w.dtype))                                                # carry
 
 
 @numba.njit(**_JIT)

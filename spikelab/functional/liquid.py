@@ -34,8 +34,15 @@ counts of liquid and input units)::
 
 Without the astrocyte, ``A = eta_+`` (LSM + STDP). Then ``eta_+``, ``A``, ``w_A`` and ``b_A`` are multiplied by
 ``rate_decay`` (1 in NALSM's initialisation phase, 0.99 in its feature extraction). Each sample starts from rest:
-``V = 0``, no spike, no refractory count, ``u = 0``, traces 0, ``A = A_0``, rates at
-their initial values.
+``V = 0``, no spike, no refractory count, ``u = 0``, ``A = A_0``, rates at their initial values. The STDP traces
+are the exception: NALSM resets every state above per sample but never its traces (``NALSM_CONSTRUCTOR_*.py``
+has no reset op for ``STDP_TRACE``), so with ``carry_traces`` a sample of a sequential batch starts from the
+traces the previous one ended with; the first sample of a run, and every sample of an independent batch, from 0.
+(In NALSM's feature extraction a batch slot's traces carry over from the sample it ran before; an independent
+batch here has no such predecessor.) Carrying costs time: every synapse whose presynaptic unit still has a trace
+is potentiated, so a sequential run of NALSM1000 on 200 x 20 ms of random input took 1.8-2.6 s against 0.35-0.54 s
+with ``carry_traces=False`` (kernel, 1 thread, loaded 2-core machine); the branching factor moved by 0.01-0.04
+(``experiments/nalsm_branching.py``).
 
 Neuron parameters (:class:`LiquidParameters`):
 
@@ -65,11 +72,13 @@ name                 unit    default  meaning
 ``astro_tau``        ms      100.0    ``tau_A``
 ``astro_initial``    weight  0.15     ``A_0``
 ``rate_decay``       --      1.0      factor on ``eta_+, A, w_A, b_A`` after each step
+``carry_traces``     --      True     sequential batches: traces carry over between samples (NALSM)
 ===================  ======  =======  =================================================================
 
 **Batches** (``batch_mode``): ``"independent"``: each sample starts from the given weights and learns alone
 (NALSM's feature extraction, one liquid per sample); ``"sequential"``: the samples run one after the other and
-each starts from the weights the previous one left (NALSM's initialisation). Both return the spikes and the
+each starts from the weights (and with ``carry_traces`` the STDP traces) the previous one left (NALSM's
+initialisation). Both return the spikes and the
 final weights: ``(B, n_synapses)`` independent (only with ``keep_weights``), ``(n_synapses,)`` sequential.
 """
 from __future__ import annotations
@@ -113,6 +122,7 @@ class AstroSTDPParameters(NamedTuple):
     astro_tau: float = 100.0
     astro_initial: float = 0.15
     rate_decay: float = 1.0
+    carry_traces: bool = True
 
 
 class LiquidOutput(NamedTuple):
@@ -206,19 +216,24 @@ def liquid_reference(x: Tensor, weights: Tensor, topology, neuron: LiquidParamet
     w = weights.to(x.dtype)
     if batch_mode == "sequential":
         outs = []
+        trace = torch.zeros(1, topology.n_total, dtype=x.dtype)
         for b in range(x.shape[1]):
-            out = _reference_batch(x[:, b:b + 1], w[None], topology, neuron, plasticity)
+            out, end_trace = _reference_batch(x[:, b:b + 1], w[None], topology, neuron, plasticity, trace)
+            if plasticity.carry_traces:
+                trace = end_trace
             w = out.weights[0]
             outs.append(out)
         return LiquidOutput(torch.cat([o.spikes for o in outs], 1), torch.cat([o.counts for o in outs], 0),
                             torch.cat([o.astrocyte for o in outs], 1), w if plasticity.stdp else None)
-    out = _reference_batch(x, w.expand(x.shape[1], -1).clone(), topology, neuron, plasticity)
+    out, _ = _reference_batch(x, w.expand(x.shape[1], -1).clone(), topology, neuron, plasticity,
+                              torch.zeros(x.shape[1], topology.n_total, dtype=x.dtype))
     return out._replace(weights=out.weights if keep_weights and plasticity.stdp else None)
 
 
-def _reference_batch(x: Tensor, w: Tensor, topology, neuron: LiquidParameters,
-                     plasticity: AstroSTDPParameters) -> LiquidOutput:
-    """Run ``B`` independent liquids, ``w`` ``(B, n_synapses)`` their weights (changed in place)."""
+def _reference_batch(x: Tensor, w: Tensor, topology, neuron: LiquidParameters, plasticity: AstroSTDPParameters,
+                     trace: Tensor) -> tuple[LiquidOutput, Tensor]:
+    """Run ``B`` independent liquids, ``w`` ``(B, n_synapses)`` their weights, from the STDP traces ``trace``
+    ``(B, n_total)``; returns the output and the traces at the end."""
     steps, batch, n_in = x.shape
     dtype = x.dtype
     n_total = topology.n_total
@@ -238,7 +253,6 @@ def _reference_batch(x: Tensor, w: Tensor, topology, neuron: LiquidParameters,
     v = torch.zeros(batch, n_total, dtype=dtype)
     refractory = torch.zeros(batch, n_total, dtype=torch.long)
     u = torch.zeros(batch, n_total, dtype=dtype)
-    trace = torch.zeros(batch, n_total, dtype=dtype)
     eta = scalar(plasticity.eta_plus).expand(batch).clone()
     a = scalar(plasticity.astro_initial).expand(batch).clone()
     w_a = scalar(plasticity.astro_w).expand(batch).clone()
@@ -268,7 +282,7 @@ def _reference_batch(x: Tensor, w: Tensor, topology, neuron: LiquidParameters,
                 a = astrocyte_step(a, sf[:, n_in:].sum(1), sf[:, :n_in].sum(1), w_a, b_a, astro_tau)
             eta, a, w_a, b_a = eta * rate_decay, a * rate_decay, w_a * rate_decay, b_a * rate_decay
         astro[t] = a.double()
-    return LiquidOutput(spikes, spikes.sum(0, dtype=torch.int32), astro, w)
+    return LiquidOutput(spikes, spikes.sum(0, dtype=torch.int32), astro, w), trace
 
 
 def liquid_run(x: Tensor, weights: Tensor, topology, neuron: LiquidParameters = LiquidParameters(),
@@ -303,8 +317,8 @@ def liquid_run(x: Tensor, weights: Tensor, topology, neuron: LiquidParameters = 
                        plasticity.astro_initial, plasticity.astro_w, plasticity.astro_bias, plasticity.astro_tau,
                        plasticity.rate_decay, *synaptic_decay(neuron)]).astype(dtype)
     index = topology.csr()
-    flags = np.array([neuron.refractory, int(plasticity.stdp), int(plasticity.astrocyte), int(record), int(keep)],
-                     np.int64)
+    flags = np.array([neuron.refractory, int(plasticity.stdp), int(plasticity.astrocyte), int(record), int(keep),
+                      int(plasticity.carry_traces and sequential)], np.int64)
     args = (xs, w, weights_out, spikes, counts, astro, index.out_post, index.pre_ptr, index.by_pre,
             index.post_ptr, topology.kind, topology.w_min.astype(dtype), topology.w_max.astype(dtype), params, flags)
     if sequential:

@@ -1,8 +1,9 @@
 r"""NALSM's three-phase protocol (``reference/algorithms.md`` §3.6) as library functions, seeded.
 
-1. :func:`initialise_liquid`: plasticity on, no readout: ``samples`` training samples, the first ``steps`` ms
-   of each (NALSM: 50,000 samples of 20 ms), one after the other (batch mode ``"sequential"``): the state is reset
-   per sample, the weights carry over and are kept (``W_INI``).
+1. :func:`initialise_liquid`: plasticity on, no readout: ``samples`` training samples, ``steps`` ms of each
+   (NALSM: 50,000 samples of 20 ms) from a random start (:func:`init_window`; NALSM's N-MNIST runs), one after the
+   other (batch mode ``"sequential"``): the state is reset per sample except the STDP traces, the weights carry
+   over and are kept (``W_INI``).
 2. :func:`extract_features`: each sample for ``steps`` ms (250) from ``W_INI``, STDP and astrocyte running
    during it with every rate multiplied by ``rate_decay`` (0.99) each ms, every sample on its own copy of the
    weights (batch mode ``"independent"``; the liquid keeps ``W_INI``); the features are the liquid's spike counts.
@@ -27,6 +28,7 @@ data set never has to be in memory at once.
 ``astrocyte``       --     True            False: LSM + STDP without astrocyte (``A = eta_+``)
 ``init_samples``    --     50000           samples of phase 1 (NALSM: 50,000)
 ``init_steps``      ms     20              ms of each sample in phase 1
+``init_window``     --     ``"random"``    where they start: ``"random"`` (NALSM) or ``"first"`` (:func:`init_window`)
 ``extract_steps``   ms     250             ms of each sample in phase 2
 ``rate_decay``      --     0.99            per-ms factor on the rates in phase 2
 ``readout``         --     ``"adadelta"``  ``"adadelta"`` (NALSM) or ``"ridge"``
@@ -53,6 +55,7 @@ from spikelab.liquid.readout import LinearReadout
 from spikelab.liquid.topology import NMNIST_INPUTS, liquid_shape
 
 READOUTS = ("adadelta", "ridge")
+INIT_WINDOWS = ("random", "first")
 #: Ridge penalties tried on the normalised counts when ``NALSMConfig.ridge`` is None. The best one depends on the
 #: data and the liquid by orders of magnitude (N-MNIST sample, NALSM1000: validation accuracy 61 % at 1e-3, 92 % at
 #: the chosen one), so one fixed default would serve some liquids badly.
@@ -72,6 +75,7 @@ class NALSMConfig:
     astrocyte: bool = True
     init_samples: int = 50000
     init_steps: int = 20
+    init_window: str = "random"
     extract_steps: int = 250
     rate_decay: float = 0.99
     readout: str = "adadelta"
@@ -84,6 +88,8 @@ class NALSMConfig:
     def __post_init__(self):
         if self.readout not in READOUTS:
             raise ConfigError(f"readout must be one of {', '.join(READOUTS)}, got {self.readout!r}")
+        if self.init_window not in INIT_WINDOWS:
+            raise ConfigError(f"init_window must be one of {', '.join(INIT_WINDOWS)}, got {self.init_window!r}")
         for name in ("init_steps", "extract_steps", "epochs", "readout_batch"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)!r}")
@@ -166,15 +172,39 @@ def _inputs(batch):
     return batch[0] if isinstance(batch, (tuple, list)) else batch
 
 
-def initialise_liquid(liquid: LiquidStateMachine, batches: Iterable, samples: int, steps: int = 20) -> int:
-    """Phase 1: plastic, sequential runs of the first ``steps`` ms of up to ``samples`` samples; the liquid keeps
-    the learned weights. ``batches`` yields ``x`` or ``(x, labels)``, ``x`` ``(T, B, n_input)``. Returns the
-    number of samples used."""
+def init_window(x: Tensor, steps: int, window: str = "random", generator: torch.Generator | None = None) -> Tensor:
+    """Phase 1's input: ``steps`` ms of each sample of ``x`` ``(T, B, n_input)``, as ``(steps, B, n_input)``.
+
+    ``"first"``: the first ``steps`` ms. ``"random"`` (NALSM's N-MNIST initialisation): each sample from its own
+    start, uniform in ``1 .. T - steps - 2`` (NALSM draws ``randint(1, 300 - 1 - 20)`` on its 300 ms recordings:
+    starts 1-278). It matters: an N-MNIST recording's first 20 ms hold 4 events per ms (the first saccade is just
+    starting), a random 20 ms 14, and a liquid initialised on the onsets alone ends with a higher branching factor
+    (``experiments/nalsm_branching.py``). For input that does not change over time (MNIST's Bernoulli pixels) the
+    two are the same. ``generator`` draws the starts (torch's global one if None).
+    """
+    if window not in INIT_WINDOWS:
+        raise ConfigError(f"window must be one of {', '.join(INIT_WINDOWS)}, got {window!r}")
+    if window == "first":
+        return x[:steps]
+    length, batch = x.shape[0], x.shape[1]
+    if length < steps + 3:
+        raise ConfigError(f"a random {steps} ms window needs samples of at least {steps + 3} ms (starts 1 .. T - "
+                          f"{steps} - 2), got {length} ms: give longer samples or window='first'")
+    starts = torch.randint(1, length - steps - 1, (batch,), generator=generator)
+    return torch.stack([x[start:start + steps, b] for b, start in enumerate(starts.tolist())], 1)
+
+
+def initialise_liquid(liquid: LiquidStateMachine, batches: Iterable, samples: int, steps: int = 20,
+                      window: str = "random", generator: torch.Generator | None = None) -> int:
+    """Phase 1: plastic, sequential runs of ``steps`` ms (:func:`init_window` ``window``, drawn with
+    ``generator``) of up to ``samples`` samples; the liquid keeps the learned weights. ``batches`` yields ``x`` or
+    ``(x, labels)``, ``x`` ``(T, B, n_input)``. Returns the number of samples used. The STDP traces carry over from
+    sample to sample within a batch (NALSM: over the whole phase); each batch starts them at 0."""
     used = 0
     for batch in batches:
         if used >= samples:
             break
-        x = _inputs(batch)[:steps, :samples - used]
+        x = init_window(_inputs(batch)[:, :samples - used], steps, window, generator)
         liquid(x, plastic=True, batch_mode="sequential", record=False, rate_decay=1.0)
         used += x.shape[1]
     return used
@@ -248,7 +278,8 @@ def run_nalsm(config: NALSMConfig, train: Iterable, valid: Iterable | None = Non
     used = 0
     if config.stdp and config.init_samples:
         report("initialise")
-        used = initialise_liquid(liquid, train if init is None else init, config.init_samples, config.init_steps)
+        used = initialise_liquid(liquid, train if init is None else init, config.init_samples, config.init_steps,
+                                 config.init_window, torch.Generator().manual_seed(config.seed))
     report("extract")
     extract = dict(steps=config.extract_steps, rate_decay=config.rate_decay, plastic=config.stdp)
     train_features = extract_features(liquid, train, **extract)
