@@ -9,16 +9,17 @@ from spikelab.errors import ConfigError
 
 def test_small_benchmark_result(capsys):
     result = run_liquid_benchmark(rounds=2, batch=2, size=27, large_size=64, batch_large=1, rounds_large=2, steps=30,
-                                  n_input=20)
+                                  n_input=20, init_samples=300)
     assert capsys.readouterr().out == ""
     json.dumps(result)
     assert set(result["variants"]) == {"nalsm27-1t", "nalsm27-2t", "lsm27-1t", "nalsm64-2t"}
     for v in result["variants"].values():
         assert len(v["times_ms"]) == 2 and v["samples_per_s"] == pytest.approx(1e3 * v["batch"] / v["median_ms"])
+    assert result["config"]["init"] == "300 samples x 20 ms"
     assert list(result["goals"]) == ["nalsm27-2t samples/s >= 100"]
     assert result["goals"]["nalsm27-2t samples/s >= 100"] == (result["variants"]["nalsm27-2t"]["samples_per_s"] >= 100)
     table = format_liquid_table(result)
-    assert all(name in table for name in result["variants"]) and "goal nalsm27-2t" in table
+    assert all(name in table for name in result["variants"]) and "goal nalsm27-2t" in table and "rate Hz" in table
 
 
 def test_bad_rounds():
@@ -35,7 +36,7 @@ def test_cli_leaves_the_large_liquid_out(monkeypatch, tmp_path, capsys):
 
     def small(rounds, **options):
         calls.append(options)
-        return run_liquid_benchmark(rounds=2, batch=2, size=27, steps=20, n_input=10,
+        return run_liquid_benchmark(rounds=2, batch=2, size=27, steps=20, n_input=10, init_samples=20,
                                     large_size=options.get("large_size", 64), batch_large=1, rounds_large=2)
 
     monkeypatch.setattr(bench, "run_liquid_benchmark", small)

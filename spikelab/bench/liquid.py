@@ -4,8 +4,13 @@ Workload (``reference/local-learning-lsm-crossbar.md`` §2(e)): NALSM's feature 
 at 1 ms steps with STDP and the astrocyte on (``rate_decay`` 0.99), every sample starting from the same
 initialised weights (``batch_mode="independent"``), spike counts only (no raster). Input: N-MNIST-sized, 2312
 channels, Bernoulli events at ``INPUT_RATE`` per channel and ms (N-MNIST's mean: 4,108 events in 300 ms over 2312
-channels). Before timing, each liquid runs a short initialisation phase (``INIT_SAMPLES`` x 20 ms, plastic,
-sequential), so its activity is that of an initialised liquid rather than of the all-maximal start weights.
+channels). Before timing, each liquid runs NALSM's initialisation phase on that input (``init_samples`` x 20
+ms, plastic, sequential, STDP traces carried), so that the speed is that of an initialised liquid, as in NALSM's
+feature extraction, rather than of the all-maximal start weights. Its firing rate settles within about 2,000
+samples (NALSM1000, seed 0; rate in the timed extraction after 100 / 500 / 1,000 / 2,000 / 5,000 samples: 44.5 /
+27.7 / 24.5 / 23.1 / 23.3 Hz; NALSM's phase 1 shows 50,000), hence ``INIT_SAMPLES`` = 2,000; the plastic kernel's
+cost grows with the rate, and the result reports the rate each liquid ran at. (A liquid initialised as
+``spikelab train --model nalsm`` does it on the real N-MNIST sample, 5,000 samples, fires at 14-15 Hz in phase 2.)
 
 =====================  ==========================================================================================
 variant                what runs
@@ -35,17 +40,26 @@ from .timing import check_rounds, machine_state, summarize_times, time_interleav
 INPUT_RATE = 0.006
 N_INPUT = 2 * 34 * 34
 STEPS = 250
-INIT_SAMPLES, INIT_MS = 100, 20
+INIT_SAMPLES, INIT_MS, INIT_CHUNK = 2000, 20, 250
 RATE_DECAY = 0.99
 GOAL_SAMPLES_PER_S = 100.0
 
 
-def _liquid(size: int, n_input: int, seed: int, generator: torch.Generator):
+def _liquid(size: int, n_input: int, seed: int, init_samples: int, generator: torch.Generator):
+    """A liquid after NALSM's initialisation on ``init_samples`` samples of the benchmark's input."""
     from spikelab.liquid import LiquidStateMachine
 
     lsm = LiquidStateMachine(size=size, n_input=n_input, seed=seed)
-    lsm.learn((torch.rand(INIT_MS, INIT_SAMPLES, n_input, generator=generator) < INPUT_RATE).float())
+    for start in range(0, init_samples, INIT_CHUNK):   # the traces carry over from chunk to chunk too
+        samples = min(INIT_CHUNK, init_samples - start)
+        lsm.learn((torch.rand(INIT_MS, samples, n_input, generator=generator) < INPUT_RATE).float())
     return lsm
+
+
+def _rate_hz(lsm, x, plastic: bool) -> float:
+    """The liquid's mean firing rate in Hz over the extraction of ``x`` (1 ms steps)."""
+    counts = lsm(x, plastic=plastic, rate_decay=RATE_DECAY, record=False).counts
+    return counts.sum().item() / (counts.numel() * x.shape[0] * 1e-3)
 
 
 def _extract(lsm, x, threads: int, plastic: bool):
@@ -58,9 +72,10 @@ def _extract(lsm, x, threads: int, plastic: bool):
 
 def run_liquid_benchmark(rounds: int = 10, batch: int = 16, size: int = 1000, large_size: int | None = 8000,
                          batch_large: int = 2, rounds_large: int = 3, steps: int = STEPS, n_input: int = N_INPUT,
-                         seed: int = 0) -> dict:
+                         seed: int = 0, init_samples: int = INIT_SAMPLES) -> dict:
     """Time NALSM feature extraction (module docstring): ``rounds`` timed rounds per ``size``-neuron variant after
-    one warm-up round (compiles the kernels), ``rounds_large`` for the ``large_size`` liquid (None: left out)."""
+    one warm-up round (compiles the kernels), ``rounds_large`` for the ``large_size`` liquid (None: left out), each
+    liquid initialised on ``init_samples`` samples first (untimed)."""
     check_rounds(rounds)
     if large_size is not None:
         check_rounds(rounds_large)
@@ -70,15 +85,19 @@ def run_liquid_benchmark(rounds: int = 10, batch: int = 16, size: int = 1000, la
     names = {"plastic1": f"nalsm{size}-1t", "plastic2": f"nalsm{size}-2t", "frozen1": f"lsm{size}-1t",
              "large": f"nalsm{large_size}-2t"}
     try:
-        small = _liquid(size, n_input, seed, generator)
+        small = _liquid(size, n_input, seed, init_samples, generator)
         x = (torch.rand(steps, batch, n_input, generator=generator) < INPUT_RATE).float()
+        plastic_rate = _rate_hz(small, x, True)
+        rates = {names["plastic1"]: plastic_rate, names["plastic2"]: plastic_rate,
+                 names["frozen1"]: _rate_hz(small, x, False)}
         timed = {names["plastic1"]: _extract(small, x, 1, True), names["plastic2"]: _extract(small, x, 2, True),
                  names["frozen1"]: _extract(small, x, 1, False)}
         times = time_interleaved(timed, rounds, warmup=1)
         sizes = {name: batch for name in timed}
         if large_size is not None:
-            large = _liquid(large_size, n_input, seed, generator)
+            large = _liquid(large_size, n_input, seed, init_samples, generator)
             x_large = (torch.rand(steps, batch_large, n_input, generator=generator) < INPUT_RATE).float()
+            rates[names["large"]] = _rate_hz(large, x_large, True)
             times.update(time_interleaved({names["large"]: _extract(large, x_large, 2, True)}, rounds_large, warmup=1))
             sizes[names["large"]] = batch_large
     finally:
@@ -89,11 +108,12 @@ def run_liquid_benchmark(rounds: int = 10, batch: int = 16, size: int = 1000, la
         per_sample = summary["median_ms"] / sizes[name]
         cpu_per_sample = statistics.median(t["cpu"]) / sizes[name]
         variants[name] = {**summary, "cpu_median_ms": statistics.median(t["cpu"]), "batch": sizes[name],
+                          "rate_hz": rates[name],
                           "ms_per_sample": per_sample, "samples_per_s": 1e3 / per_sample,
                           "cpu_ms_per_sample": cpu_per_sample, "samples_per_cpu_s": 1e3 / cpu_per_sample}
     one, two, frozen = (variants[names[k]] for k in ("plastic1", "plastic2", "frozen1"))
     return {"config": {"size": size, "large_size": large_size, "n_input": n_input, "input_rate": INPUT_RATE,
-                       "steps": steps, "rate_decay": RATE_DECAY, "init": f"{INIT_SAMPLES} samples x {INIT_MS} ms",
+                       "steps": steps, "rate_decay": RATE_DECAY, "init": f"{init_samples} samples x {INIT_MS} ms",
                        "rounds": rounds, "rounds_large": rounds_large if large_size else None, "seed": seed},
             "variants": variants,
             "ratios": {f"{names['plastic2']}/{names['plastic1']} speed-up": two["samples_per_s"] / one["samples_per_s"],
@@ -110,11 +130,11 @@ def format_liquid_table(result: dict) -> str:
              f"{cfg['rate_decay']}), {cfg['n_input']} inputs at rate {cfg['input_rate']}, after {cfg['init']} of "
              f"initialisation; {cfg['rounds']} rounds (numba {result['versions']['numba']}, load average "
              f"{result['machine']['load_average_1min'][0]:.2f} -> {result['machine']['load_average_1min'][1]:.2f})",
-             f"{'variant':<15}{'batch':>6}{'ms/batch':>11}{'IQR':>19}{'ms/sample':>11}{'samples/s':>11}"
+             f"{'variant':<15}{'batch':>6}{'rate Hz':>9}{'ms/batch':>11}{'IQR':>19}{'ms/sample':>11}{'samples/s':>11}"
              f"{'CPU ms/sample':>15}{'samples/CPU s':>15}"]
     for name, v in result["variants"].items():
         q1, q3 = v["iqr_ms"]
-        lines.append(f"{name:<15}{v['batch']:>6}{v['median_ms']:>11.1f}{f'{q1:.1f}-{q3:.1f}':>19}"
+        lines.append(f"{name:<15}{v['batch']:>6}{v['rate_hz']:>9.1f}{v['median_ms']:>11.1f}{f'{q1:.1f}-{q3:.1f}':>19}"
                      f"{v['ms_per_sample']:>11.2f}{v['samples_per_s']:>11.1f}{v['cpu_ms_per_sample']:>15.2f}"
                      f"{v['samples_per_cpu_s']:>15.1f}")
     lines += [f"{key}: {value:.2f}" for key, value in result["ratios"].items()]
