@@ -194,7 +194,8 @@ def small():
 
 
 PLASTICITIES = [AstroSTDPParameters(), AstroSTDPParameters(stdp=False),
-                AstroSTDPParameters(astrocyte=False, rate_decay=0.99), AstroSTDPParameters(rate_decay=0.99)]
+                AstroSTDPParameters(astrocyte=False, rate_decay=0.99), AstroSTDPParameters(rate_decay=0.99),
+                AstroSTDPParameters(carry_traces=False)]   # sequential: synapses placed per sample, not once
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])

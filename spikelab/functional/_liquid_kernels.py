@@ -55,14 +55,9 @@ def _fire(k, t, v, refractory, fired, n_fired, fired_at, threshold, t_rfr):
 
 
 @numba.njit(**_JIT)
-def _start(j, n_active, stdp, w_by_pre, out_post, pre_ptr, post_ptr, kind, started, active, slot_w, slot_pre,
-           slot_of, n_excitatory, n_inhibitory):
-    """Unit ``j`` becomes active (``active[n_active]``): with STDP its outgoing synapses get their slots, holding
-    the weights they start from (see ``_sample``)."""
-    started[j] = 1
-    active[n_active] = j
-    if not stdp:
-        return
+def _give_slots(j, w_by_pre, out_post, pre_ptr, post_ptr, kind, slot_w, slot_pre, slot_of, n_excitatory,
+                n_inhibitory):
+    """Unit ``j``'s outgoing synapses get their slots, holding the weights they start from (see ``_sample``)."""
     inhibitory = kind[j] == 2
     for q in range(pre_ptr[j], pre_ptr[j + 1]):
         i = out_post[q]
@@ -75,6 +70,17 @@ def _start(j, n_active, stdp, w_by_pre, out_post, pre_ptr, post_ptr, kind, start
         slot_of[q] = s
         slot_pre[s] = j
         slot_w[s] = w_by_pre[q]
+
+
+@numba.njit(**_JIT)
+def _start(j, n_active, give_slots, w_by_pre, out_post, pre_ptr, post_ptr, kind, started, active, slot_w, slot_pre,
+           slot_of, n_excitatory, n_inhibitory):
+    """Unit ``j`` becomes active (``active[n_active]``), and with ``give_slots`` its synapses get their slots."""
+    started[j] = 1
+    active[n_active] = j
+    if give_slots:
+        _give_slots(j, w_by_pre, out_post, pre_ptr, post_ptr, kind, slot_w, slot_pre, slot_of, n_excitatory,
+                    n_inhibitory)
 
 
 @numba.njit(**_JIT)
@@ -115,6 +121,7 @@ def _sample(x, b, w_by_pre, spikes, counts, astro, out_post, pre_ptr, post_ptr, 
     w_a, b_a, tau_a, rate_decay = params[8], params[9], params[10], params[11]
     k0, r = params[12], params[13]
     t_rfr, stdp, astro_on, record, carry_traces = flags[0], flags[1], flags[2], flags[3], flags[5]
+    give_slots = stdp and not flags[6]     # flags[6]: every synapse holds its slot already (run_sequential)
     zero = tau_v - tau_v
     one = zero + 1
     inf = one / zero
@@ -136,8 +143,9 @@ def _sample(x, b, w_by_pre, spikes, counts, astro, out_post, pre_ptr, post_ptr, 
         current[i] = zero
         pending[i] = zero
         unbounded[i] = zero
-        n_excitatory[i] = 0
-        n_inhibitory[i] = 0
+        if give_slots:
+            n_excitatory[i] = 0
+            n_inhibitory[i] = 0
     q = 0
     for t in range(steps):
         event_ptr[t] = q
@@ -150,7 +158,7 @@ def _sample(x, b, w_by_pre, spikes, counts, astro, out_post, pre_ptr, post_ptr, 
     n_active = 0
     for k in range(n_total if carry_traces else 0):
         if unit[k, 0] != zero:               # a trace carried over from the previous sample: active from the start
-            _start(k, n_active, stdp, w_by_pre, out_post, pre_ptr, post_ptr, kind, started, active, slot_w,
+            _start(k, n_active, give_slots, w_by_pre, out_post, pre_ptr, post_ptr, kind, started, active, slot_w,
                    slot_pre, slot_of, n_excitatory, n_inhibitory)
             n_active += 1
     scale = one
@@ -183,7 +191,7 @@ def _sample(x, b, w_by_pre, spikes, counts, astro, out_post, pre_ptr, post_ptr, 
             j = fired[f]
             swap = k0 - r * unit[j, 3]
             if not started[j]:               # its first spike
-                _start(j, n_active, stdp, w_by_pre, out_post, pre_ptr, post_ptr, kind, started, active, slot_w,
+                _start(j, n_active, give_slots, w_by_pre, out_post, pre_ptr, post_ptr, kind, started, active, slot_w,
                        slot_pre, slot_of, n_excitatory, n_inhibitory)
                 n_active += 1
             if not stdp:
@@ -312,14 +320,32 @@ def _buffers(x, w, kind):
 @numba.njit(**_JIT)
 def run_sequential(x, w, weights_out, spikes, counts, astro, out_post, pre_ptr, by_pre, post_ptr, kind, w_min, w_max,
                    params, flags):
-    """The samples one after the other, each starting from the weights the previous one left in ``w``."""
+    """The samples one after the other, each starting from the weights the previous one left in ``w``.
+
+    With STDP and carried traces (``flags[6]``) every unit keeps a trace from sample to sample, so nearly every
+    synapse would be given its slot again at each sample's start: instead all synapses get theirs once, in unit
+    order, and keep them and their weights in ``slot_w`` until the run ends. Potentiation then also walks the
+    synapses of units without a trace, which leaves their weights as they are (the reference clips every weight
+    at every step) and adds nothing to the current (their ``u`` is 0)."""
     scratch = _buffers(x, w, kind)
-    active, slot_w, slot_of = scratch[13], scratch[14], scratch[16]
+    active, slot_w, slot_pre, slot_of = scratch[13], scratch[14], scratch[15], scratch[16]
+    n_excitatory, n_inhibitory = scratch[17], scratch[18]
+    w_by_pre = w[by_pre]
+    if flags[6]:
+        n_excitatory[:] = 0
+        n_inhibitory[:] = 0
+        for j in range(kind.shape[0]):
+            _give_slots(j, w_by_pre, out_post, pre_ptr, post_ptr, kind, slot_w, slot_pre, slot_of, n_excitatory,
+                        n_inhibitory)
     for b in range(x.shape[1]):
-        n_active = _sample(x, b, w[by_pre], spikes, counts, astro, out_post, pre_ptr, post_ptr, kind, w_min, w_max,
+        n_active = _sample(x, b, w_by_pre, spikes, counts, astro, out_post, pre_ptr, post_ptr, kind, w_min, w_max,
                            params, flags, *scratch)
-        if flags[1]:
+        if flags[1] and not flags[6]:
             _write_back(w, pre_ptr, by_pre, active, n_active, slot_w, slot_of)
+            w_by_pre = w[by_pre]
+    if flags[6]:
+        for q in range(by_pre.shape[0]):
+            w[by_pre[q]] = slot_w[slot_of[q]]
 
 
 @numba.njit(**_JIT)

@@ -39,10 +39,11 @@ are the exception: NALSM resets every state above per sample but never its trace
 has no reset op for ``STDP_TRACE``), so with ``carry_traces`` a sample of a sequential batch starts from the
 traces the previous one ended with; the first sample of a run, and every sample of an independent batch, from 0.
 (In NALSM's feature extraction a batch slot's traces carry over from the sample it ran before; an independent
-batch here has no such predecessor.) Carrying costs time: every synapse whose presynaptic unit still has a trace
-is potentiated, so a sequential run of NALSM1000 on 200 x 20 ms of random input took 1.8-2.6 s against 0.35-0.54 s
-with ``carry_traces=False`` (kernel, 1 thread, loaded 2-core machine); the branching factor moved by 0.01-0.04
-(``experiments/nalsm_branching.py``).
+batch here has no such predecessor.) With carried traces every synapse whose presynaptic unit still has a trace
+is potentiated; the kernel keeps all synapses in place for the whole run then, so a sequential run of NALSM1000 on
+200 x 20 ms of random input costs about what it costs without (1.77 against 1.71 ms per sample, kernel, 1 thread;
+giving every unit's synapses their places again at each sample's start cost 10.4). The branching factor moved by
+0.01-0.04 (``experiments/nalsm_branching.py``).
 
 Neuron parameters (:class:`LiquidParameters`):
 
@@ -317,8 +318,9 @@ def liquid_run(x: Tensor, weights: Tensor, topology, neuron: LiquidParameters = 
                        plasticity.astro_initial, plasticity.astro_w, plasticity.astro_bias, plasticity.astro_tau,
                        plasticity.rate_decay, *synaptic_decay(neuron)]).astype(dtype)
     index = topology.csr()
+    carry = plasticity.carry_traces and sequential
     flags = np.array([neuron.refractory, int(plasticity.stdp), int(plasticity.astrocyte), int(record), int(keep),
-                      int(plasticity.carry_traces and sequential)], np.int64)
+                      int(carry), int(carry and plasticity.stdp)], np.int64)
     args = (xs, w, weights_out, spikes, counts, astro, index.out_post, index.pre_ptr, index.by_pre,
             index.post_ptr, topology.kind, topology.w_min.astype(dtype), topology.w_max.astype(dtype), params, flags)
     if sequential:
