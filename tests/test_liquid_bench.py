@@ -44,3 +44,21 @@ def test_cli_leaves_the_large_liquid_out(monkeypatch, tmp_path, capsys):
     assert calls[-1] == {"large_size": None} and "nalsm64" not in capsys.readouterr().out
     assert main(["bench", "liquid", "--out", str(tmp_path / "b.json")]) == 0
     assert calls[-1] == {} and "nalsm64-2t" in capsys.readouterr().out
+
+
+def test_benchmark_on_real_recordings(nmnist_sample, monkeypatch, tmp_path, capsys):
+    """``--data-dir``: phase 1 and the timed extraction run on N-MNIST recordings (2312 channels), and say so."""
+    result = run_liquid_benchmark(rounds=2, batch=2, size=27, large_size=None, steps=40, init_samples=6,
+                                  data_dir=str(nmnist_sample))
+    assert result["config"]["n_input"] == 2312 and "N-MNIST recordings" in result["config"]["input"]
+    assert result["variants"]["nalsm27-1t"]["rate_hz"] > 0       # real events drive a 27-neuron liquid
+    assert "N-MNIST recordings" in format_liquid_table(result)
+
+    from spikelab import bench
+    from spikelab.cli import main
+
+    calls = []
+    monkeypatch.setattr(bench, "run_liquid_benchmark", lambda rounds, **options: calls.append(options) or result)
+    assert main(["bench", "liquid", "--data-dir", str(nmnist_sample), "--out", str(tmp_path / "c.json")]) == 0
+    assert calls[-1] == {"data_dir": str(nmnist_sample)}
+

@@ -12,6 +12,12 @@ samples (NALSM1000, seed 0; rate in the timed extraction after 100 / 500 / 1,000
 cost grows with the rate, and the result reports the rate each liquid ran at. (A liquid initialised as
 ``spikelab train --model nalsm`` does it on the real N-MNIST sample, 5,000 samples, fires at 14-15 Hz in phase 2.)
 
+``data_dir`` (``spikelab bench liquid --data-dir DIR``, a folder holding ``NMNIST/Train`` and ``NMNIST/Test``)
+runs the same on real N-MNIST recordings: phase 1 on random 20 ms windows of the training recordings' first 300
+ms (NALSM's), the timed extraction on the first ``batch`` test recordings, 250 ms each. Bernoulli events reach
+every channel alike (about 80 % of the 2312 channels fire in a sample); a recording's events fall on the digit's
+edges (about 30 %), so far fewer input synapses take part and a real sample costs less.
+
 =====================  ==========================================================================================
 variant                what runs
 =====================  ==========================================================================================
@@ -26,7 +32,8 @@ loop). Reported per variant: median wall-clock ms per batch, ms per sample and s
 from the process's CPU time (for 2 threads the CPU time of both). The goal (at least ``GOAL_SAMPLES_PER_S``
 samples/s of NALSM1000 feature extraction on 2 cores) is judged on the wall clock of ``nalsm1000-2t``: on a
 machine shared with other jobs the threads also wait for a core (and share the caches), which lowers it; the
-CPU-time figures show what the threads got. The result is a JSON-serialisable dict; nothing is printed.
+CPU-time figures show what the threads got. The result is a JSON-serialisable dict; nothing is printed (but
+the dataset's progress bar on stderr while it bins the recordings of ``data_dir``).
 """
 from __future__ import annotations
 
@@ -40,19 +47,41 @@ from .timing import check_rounds, machine_state, summarize_times, time_interleav
 INPUT_RATE = 0.006
 N_INPUT = 2 * 34 * 34
 STEPS = 250
-INIT_SAMPLES, INIT_MS, INIT_CHUNK = 2000, 20, 250
+INIT_SAMPLES, INIT_MS, INIT_CHUNK = 2000, 20, 50
+#: ms of each training recording that phase 1's random windows are drawn from (NALSM reads 300)
+RECORDING_MS = 300
 RATE_DECAY = 0.99
 GOAL_SAMPLES_PER_S = 100.0
 
 
-def _liquid(size: int, n_input: int, seed: int, init_samples: int, generator: torch.Generator):
-    """A liquid after NALSM's initialisation on ``init_samples`` samples of the benchmark's input."""
-    from spikelab.liquid import LiquidStateMachine
+def _bernoulli(samples: int, steps: int, n_input: int, generator: torch.Generator) -> torch.Tensor:
+    """``(steps, samples, n_input)`` events, each channel and ms one with probability ``INPUT_RATE``."""
+    return (torch.rand(steps, samples, n_input, generator=generator) < INPUT_RATE).float()
+
+
+def _recordings(dataset, indices) -> torch.Tensor:
+    """N-MNIST recordings ``indices`` of ``dataset`` as ``(T, B, 2312)`` liquid input."""
+    return torch.stack([dataset[int(i)][0].flatten(1) for i in indices], 1)
+
+
+def _init_batches(init_samples: int, n_input: int, train, generator: torch.Generator):
+    """Phase 1's input in chunks: Bernoulli samples of ``INIT_MS``, or (``train``: a dataset) random recordings."""
+    for start in range(0, init_samples, INIT_CHUNK):
+        samples = min(INIT_CHUNK, init_samples - start)
+        if train is None:
+            yield _bernoulli(samples, INIT_MS, n_input, generator)
+        else:
+            yield _recordings(train, torch.randint(len(train), (samples,), generator=generator))
+
+
+def _liquid(size: int, n_input: int, seed: int, init_samples: int, generator: torch.Generator, train=None):
+    """A liquid after NALSM's initialisation on ``init_samples`` samples of the benchmark's input (``train``: the
+    random windows of real recordings)."""
+    from spikelab.liquid import LiquidStateMachine, initialise_liquid
 
     lsm = LiquidStateMachine(size=size, n_input=n_input, seed=seed)
-    for start in range(0, init_samples, INIT_CHUNK):   # the traces carry over from chunk to chunk too
-        samples = min(INIT_CHUNK, init_samples - start)
-        lsm.learn((torch.rand(INIT_MS, samples, n_input, generator=generator) < INPUT_RATE).float())
+    initialise_liquid(lsm, _init_batches(init_samples, n_input, train, generator), init_samples, INIT_MS,
+                      window="first" if train is None else "random", generator=generator)
     return lsm
 
 
@@ -72,10 +101,11 @@ def _extract(lsm, x, threads: int, plastic: bool):
 
 def run_liquid_benchmark(rounds: int = 10, batch: int = 16, size: int = 1000, large_size: int | None = 8000,
                          batch_large: int = 2, rounds_large: int = 3, steps: int = STEPS, n_input: int = N_INPUT,
-                         seed: int = 0, init_samples: int = INIT_SAMPLES) -> dict:
+                         seed: int = 0, init_samples: int = INIT_SAMPLES, data_dir=None) -> dict:
     """Time NALSM feature extraction (module docstring): ``rounds`` timed rounds per ``size``-neuron variant after
     one warm-up round (compiles the kernels), ``rounds_large`` for the ``large_size`` liquid (None: left out), each
-    liquid initialised on ``init_samples`` samples first (untimed)."""
+    liquid initialised on ``init_samples`` samples first (untimed); on Bernoulli events, or with ``data_dir`` on
+    the N-MNIST recordings there (``n_input`` is then 2312)."""
     check_rounds(rounds)
     if large_size is not None:
         check_rounds(rounds_large)
@@ -84,9 +114,20 @@ def run_liquid_benchmark(rounds: int = 10, batch: int = 16, size: int = 1000, la
     generator = torch.Generator().manual_seed(seed)
     names = {"plastic1": f"nalsm{size}-1t", "plastic2": f"nalsm{size}-2t", "frozen1": f"lsm{size}-1t",
              "large": f"nalsm{large_size}-2t"}
+    train = test = None
+    if data_dir is not None:
+        from spikelab.datasets import load_dataset
+
+        train = load_dataset("nmnist", data_dir, train=True, dt=1.0, duration=float(RECORDING_MS))
+        test = load_dataset("nmnist", data_dir, train=False, dt=1.0, duration=float(steps))
+        n_input = N_INPUT
+
+    def extraction_input(samples: int) -> torch.Tensor:
+        return _bernoulli(samples, steps, n_input, generator) if test is None else _recordings(test, range(samples))
+
     try:
-        small = _liquid(size, n_input, seed, init_samples, generator)
-        x = (torch.rand(steps, batch, n_input, generator=generator) < INPUT_RATE).float()
+        small = _liquid(size, n_input, seed, init_samples, generator, train)
+        x = extraction_input(batch)
         plastic_rate = _rate_hz(small, x, True)
         rates = {names["plastic1"]: plastic_rate, names["plastic2"]: plastic_rate,
                  names["frozen1"]: _rate_hz(small, x, False)}
@@ -95,8 +136,8 @@ def run_liquid_benchmark(rounds: int = 10, batch: int = 16, size: int = 1000, la
         times = time_interleaved(timed, rounds, warmup=1)
         sizes = {name: batch for name in timed}
         if large_size is not None:
-            large = _liquid(large_size, n_input, seed, init_samples, generator)
-            x_large = (torch.rand(steps, batch_large, n_input, generator=generator) < INPUT_RATE).float()
+            large = _liquid(large_size, n_input, seed, init_samples, generator, train)
+            x_large = extraction_input(batch_large)
             rates[names["large"]] = _rate_hz(large, x_large, True)
             times.update(time_interleaved({names["large"]: _extract(large, x_large, 2, True)}, rounds_large, warmup=1))
             sizes[names["large"]] = batch_large
@@ -112,7 +153,8 @@ def run_liquid_benchmark(rounds: int = 10, batch: int = 16, size: int = 1000, la
                           "ms_per_sample": per_sample, "samples_per_s": 1e3 / per_sample,
                           "cpu_ms_per_sample": cpu_per_sample, "samples_per_cpu_s": 1e3 / cpu_per_sample}
     one, two, frozen = (variants[names[k]] for k in ("plastic1", "plastic2", "frozen1"))
-    return {"config": {"size": size, "large_size": large_size, "n_input": n_input, "input_rate": INPUT_RATE,
+    source = f"Bernoulli events, rate {INPUT_RATE:g}" if data_dir is None else f"N-MNIST recordings in {data_dir}"
+    return {"config": {"size": size, "large_size": large_size, "n_input": n_input, "input": source,
                        "steps": steps, "rate_decay": RATE_DECAY, "init": f"{init_samples} samples x {INIT_MS} ms",
                        "rounds": rounds, "rounds_large": rounds_large if large_size else None, "seed": seed},
             "variants": variants,
@@ -127,7 +169,7 @@ def format_liquid_table(result: dict) -> str:
     """A plain-text table of :func:`run_liquid_benchmark`'s result."""
     cfg = result["config"]
     lines = [f"NALSM feature extraction: {cfg['steps']} steps of 1 ms per sample, plastic (rate decay "
-             f"{cfg['rate_decay']}), {cfg['n_input']} inputs at rate {cfg['input_rate']}, after {cfg['init']} of "
+             f"{cfg['rate_decay']}), {cfg['n_input']} inputs: {cfg['input']}, after {cfg['init']} of "
              f"initialisation; {cfg['rounds']} rounds (numba {result['versions']['numba']}, load average "
              f"{result['machine']['load_average_1min'][0]:.2f} -> {result['machine']['load_average_1min'][1]:.2f})",
              f"{'variant':<15}{'batch':>6}{'rate Hz':>9}{'ms/batch':>11}{'IQR':>19}{'ms/sample':>11}{'samples/s':>11}"

@@ -34,6 +34,9 @@ def add_commands(commands) -> None:
     liquid_group = benchmark.add_argument_group("liquid")
     liquid_group.add_argument("--no-large", action="store_true",
                               help="leave NALSM8000 out (most of the run's time goes to it)")
+    liquid_group.add_argument("--data-dir", default=None, metavar="DIR",
+                              help="initialise on and time real N-MNIST recordings (DIR/NMNIST/Train and Test) "
+                                   "instead of Bernoulli events")
     benchmark.set_defaults(run=lambda args: BENCHMARKS[args.target][0](args))
 
     inspect = commands.add_parser("inspect", help="what a trained run learned: its delays, or its liquid",
@@ -103,7 +106,10 @@ def bench_stdp(args) -> int:
 def bench_liquid(args) -> int:
     from spikelab.bench import format_liquid_table, run_liquid_benchmark
 
-    result = run_liquid_benchmark(rounds=args.rounds or 10, **({"large_size": None} if args.no_large else {}))
+    options = {"large_size": None} if args.no_large else {}
+    if args.data_dir is not None:
+        options["data_dir"] = args.data_dir
+    result = run_liquid_benchmark(rounds=args.rounds or 10, **options)
     out = Path(args.out or "bench-liquid.json")
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2) if args.json else format_liquid_table(result))
