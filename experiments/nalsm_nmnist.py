@@ -22,7 +22,7 @@ LSM+STDP without astrocyte 86.80 +- 0.51. Not run here: no complete N-MNIST on t
 NALSM1000 speed one such run takes hours on 2 cores.
 
 Measured (`--seeds 0 1 2 --init-samples 5000`, ridge readout; 2-core VM with one or two other jobs, load average
-1-3, numba 1 thread; NALSM's phase 1: random 20 ms windows, traces carried, engine of commits a4df54e-8640cac).
+1-3, numba 1 thread; NALSM's phase 1: random 20 ms windows, traces carried, engine of commits 85615cb-8640cac, which give the same results).
 N-MNIST: the real sample, 899 train / 101 validation / 100 test recordings (one test recording is 1 point); demo:
 1293 / 145 / 359. BF and rate on 20 test recordings; samples/s of phase 2 (1 thread) by the wall clock of the
 loaded machine:

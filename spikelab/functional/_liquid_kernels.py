@@ -32,7 +32,11 @@ varies with what the other jobs do to the shared L3 (19 to 38 ms of CPU per samp
 prefetching, int16 unit indices, weight and unit index side by side in one array (better by 6 % on a quiet machine,
 worse under contention), two partial sums in potentiation, one loop for a first spike's bookkeeping and depression,
 placing the input units' slots before the run (their spikes depend on the input alone: the cost moved to the
-depression) and 2 MB pages were each measured and gained nothing (or lost).
+depression) and 2 MB pages were each measured and gained nothing (or lost); so did placing every synapse at the
+start of a sample instead of at its unit's first spike (potentiation then walks all of a neuron's synapses, about
+twice as many visits as the started ones in an average step, 1.3-1.4x slower). Those figures are on the
+benchmark's liquid of that time, initialised on 100 samples (44 Hz); on the current one (2,000 samples, 23 Hz)
+and on real N-MNIST recordings, see ``spikelab.bench.liquid`` and the README.
 """
 import numba
 import numpy as np
