@@ -137,7 +137,7 @@ import numpy as np
 import torch
 
 from spikelab.datasets import load_dataset
-from spikelab.liquid import LiquidStateMachine, init_window, initialise_liquid
+from spikelab.liquid import LiquidStateMachine, init_window, initialise_liquid, liquid_input
 from spikelab.liquid.metrics import branching_factor, firing_rates, recurrent_connectivity
 
 #: NALSM1000 on MNIST, mean over 10 liquids (the authors' spreadsheet; reference/algorithms.md §3.8): w_A -> BF
@@ -161,7 +161,7 @@ class EventInput:
         return len(self.dataset)
 
     def frames(self, indices, ms):
-        return torch.stack([self.dataset[int(i)][0][:ms].reshape(ms, -1) for i in indices], 1)
+        return liquid_input(self.dataset, indices, ms)
 
 
 class ImageInput(EventInput):

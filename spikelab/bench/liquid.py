@@ -59,19 +59,16 @@ def _bernoulli(samples: int, steps: int, n_input: int, generator: torch.Generato
     return (torch.rand(steps, samples, n_input, generator=generator) < INPUT_RATE).float()
 
 
-def _recordings(dataset, indices) -> torch.Tensor:
-    """N-MNIST recordings ``indices`` of ``dataset`` as ``(T, B, 2312)`` liquid input."""
-    return torch.stack([dataset[int(i)][0].flatten(1) for i in indices], 1)
-
-
 def _init_batches(init_samples: int, n_input: int, train, generator: torch.Generator):
     """Phase 1's input in chunks: Bernoulli samples of ``INIT_MS``, or (``train``: a dataset) random recordings."""
+    from spikelab.liquid import liquid_input
+
     for start in range(0, init_samples, INIT_CHUNK):
         samples = min(INIT_CHUNK, init_samples - start)
         if train is None:
             yield _bernoulli(samples, INIT_MS, n_input, generator)
         else:
-            yield _recordings(train, torch.randint(len(train), (samples,), generator=generator))
+            yield liquid_input(train, torch.randint(len(train), (samples,), generator=generator))
 
 
 def _liquid(size: int, n_input: int, seed: int, init_samples: int, generator: torch.Generator, train=None):
@@ -114,6 +111,8 @@ def run_liquid_benchmark(rounds: int = 10, batch: int = 16, size: int = 1000, la
     generator = torch.Generator().manual_seed(seed)
     names = {"plastic1": f"nalsm{size}-1t", "plastic2": f"nalsm{size}-2t", "frozen1": f"lsm{size}-1t",
              "large": f"nalsm{large_size}-2t"}
+    from spikelab.liquid import liquid_input
+
     train = test = None
     if data_dir is not None:
         from spikelab.datasets import load_dataset
@@ -123,7 +122,7 @@ def run_liquid_benchmark(rounds: int = 10, batch: int = 16, size: int = 1000, la
         n_input = N_INPUT
 
     def extraction_input(samples: int) -> torch.Tensor:
-        return _bernoulli(samples, steps, n_input, generator) if test is None else _recordings(test, range(samples))
+        return _bernoulli(samples, steps, n_input, generator) if test is None else liquid_input(test, range(samples))
 
     try:
         small = _liquid(size, n_input, seed, init_samples, generator, train)

@@ -110,10 +110,12 @@ def run_config(args):
     duration = args.duration if args.duration is not None else SAMPLE_MS.get(args.dataset)
     binning = Binning.for_dataset(args.dataset, dt=LIQUID_DT, duration=duration, downsample=args.downsample,
                                   channel_group=args.channel_group, binarize=not args.counts)
-    margin = 3 if args.init_window == "random" else 0     # random starts run from 1 to duration - init_ms - 2
+    from spikelab.liquid.protocol import RANDOM_WINDOW_MARGIN
+
+    margin = RANDOM_WINDOW_MARGIN if args.init_window == "random" else 0
     if args.init_ms + margin > binning.duration:
         raise ConfigError(f"--init-ms {args.init_ms} is longer than the {binning.duration:g} ms used of each "
-                          f"recording{' less the 3 ms a random window needs' if margin else ''} (--duration"
+                          f"recording{f' less the {margin} ms a random window needs' if margin else ''} (--duration"
                           f"{', --init-window first' if margin else ''})")
     astro_weight = args.astro_weight
     if astro_weight is None:
@@ -218,24 +220,18 @@ def train(args) -> int:
     return 0
 
 
-def _frames(dataset, indices, ms: int | None = None):
-    """Samples ``indices`` of ``dataset`` as liquid input ``(T, B, n_input)`` (the first ``ms`` steps)."""
-    import torch
-
-    samples = [dataset[int(i)][0][:ms] for i in indices]
-    return torch.stack([frames.reshape(frames.shape[0], -1) for frames in samples], 1)
-
-
 #: samples per call of the liquid: bounds the input tensor's memory (64 x 250 ms x 2312 float32: 148 MB)
 CHUNK = 64
 
 
 def _batches(dataset, indices):
     """``(x (T, B, n_input), labels)`` of ``indices`` in chunks of ``CHUNK`` samples."""
+    from spikelab.liquid import liquid_input
+
     indices = list(indices)
     for start in range(0, len(indices), CHUNK):
         chunk = indices[start:start + CHUNK]
-        yield _frames(dataset, chunk), dataset.targets[chunk]
+        yield liquid_input(dataset, chunk), dataset.targets[chunk]
 
 
 def _features(lsm, nalsm, dataset, indices):
@@ -251,16 +247,20 @@ def _random_batches(dataset, indices, samples: int, seed: int):
     order), whole, in chunks of ``CHUNK`` samples (``initialise_liquid`` takes its window of each)."""
     import numpy as np
 
+    from spikelab.liquid import liquid_input
+
     rng = np.random.default_rng(seed)
     pool = np.asarray(list(indices))
     order = np.concatenate([rng.permutation(pool) for _ in range(-(-samples // len(pool)))])[:samples]
     for start in range(0, samples, CHUNK):
-        yield _frames(dataset, order[start:start + CHUNK])
+        yield liquid_input(dataset, order[start:start + CHUNK])
 
 
 def _summary_spikes(lsm, nalsm, dataset, samples: int):
     """Liquid spikes ``(T, samples, n_liquid)`` of the first ``samples`` recordings, run as in phase 2."""
-    x = _frames(dataset, range(min(samples, len(dataset))))[:nalsm.extract_steps]
+    from spikelab.liquid import liquid_input
+
+    x = liquid_input(dataset, range(min(samples, len(dataset))))[:nalsm.extract_steps]
     return lsm(x, plastic=nalsm.stdp, rate_decay=nalsm.rate_decay, record=True).spikes
 
 

@@ -4,8 +4,9 @@ r"""Hardware-neutral description of a trained network: what the backends read.
 projections between them, in the discrete time of the model (one step = ``dt`` ms):
 
 * a **population** is a layer of neurons: the spike ``input``, a zero-reset ``lif`` layer, an ``or`` layer (the
-  max pooling of spikes: below), or the non-spiking ``readout`` (a leaky integrator, i.e. a LIF that never fires). Each neuron has ``beta`` (decay per step),
-  ``threshold``, ``refractory_steps`` (0 or 1) and a ``bias`` added to its input every step. Neuron ``i`` of a
+  max pooling of spikes: below), or the non-spiking ``readout`` (a leaky integrator, i.e. a LIF that never
+  fires). Each neuron has ``beta`` (decay per step), ``threshold``, ``refractory_steps`` (0 or 1) and a ``bias``
+  added to its input every step. Neuron ``i`` of a
   population is feature ``i`` of the layer's output flattened in C order (``(C, H, W)`` -> ``c*H*W + h*W + w``).
 * a **projection** is a list of synapses ``(pre, post, weight, delay)``, sorted by ``(pre, post)``. The post
   neuron's input at step ``t`` is ``sum weight * s_pre[t - delay]``: ``delay`` is 0 for an ordinary feed-forward
@@ -26,8 +27,9 @@ latency ``a`` to one of latency ``b`` needs a simulator delay of ``delay + b - a
 for a feed-forward projection and ``delay`` (at least 1) for a recurrent one.
 
 What spikelab trains but an LIF simulator cannot run is refused with :class:`~spikelab.errors.ExportError`:
-subtractive or no reset, UltraLIF neurons, max pooling of anything but spikes, and layers with no equivalent. A subtractive reset runs
-as a zero reset when asked for (``approximate=True``), listed in ``network.approximations``.
+subtractive or no reset, UltraLIF neurons, max pooling of anything but spikes, and layers with no equivalent. A
+subtractive reset runs as a zero reset when asked for (``approximate=True``), listed in
+``network.approximations``.
 
 :func:`simulate` runs a :class:`Network` step by step in float64 numpy: the reference every backend is compared
 with (it equals the torch model's spikes in float64).

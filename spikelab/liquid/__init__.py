@@ -10,8 +10,9 @@ module              what is there
 :mod:`.readout`     ``liquid_features`` (counts, binned rates, filtered traces), ``normalise`` (NALSM's L1 then
                     training max), ``LinearReadout`` (``fit_ridge`` closed form, ``fit_gradient`` Adadelta with
                     the epoch chosen on validation)
-:mod:`.protocol`    NALSM's three phases: ``NALSMConfig``, ``init_window``, ``initialise_liquid``,
-                    ``extract_features``, ``fit_readout``, ``run_nalsm`` -> ``NALSMResult``
+:mod:`.protocol`    NALSM's three phases: ``NALSMConfig``, ``liquid_input`` (a frames dataset as liquid
+                    input), ``init_window``, ``initialise_liquid``, ``extract_features``, ``fit_readout``,
+                    ``run_nalsm`` -> ``NALSMResult``
 :mod:`.export`      ``liquid_to_network`` (static weights as a ``spikelab.graph.Network`` for PyNN / NEST /
                     SpiNNaker), ``input_unit_spikes``, ``liquid_stdp_rule`` / ``stdp_mechanism`` (the rule on
                     excitatory or inhibitory synapses as ``sl.STDP`` / PyNN's STDPMechanism; refuses the
@@ -28,10 +29,10 @@ from spikelab.functional.liquid import AstroSTDPParameters, LiquidOutput, Liquid
 from . import metrics
 from .machine import LiquidStateMachine
 from .protocol import (NALSMConfig, NALSMResult, extract_features, fit_readout, init_window, initialise_liquid,
-                       run_nalsm)
+                       liquid_input, run_nalsm)
 from .readout import LinearReadout, liquid_features, normalise
 from .topology import LiquidTopology, grid_liquid, liquid_shape
 
 __all__ = ["metrics", "LiquidStateMachine", "LiquidTopology", "grid_liquid", "liquid_shape", "LiquidParameters",
            "AstroSTDPParameters", "LiquidOutput", "LinearReadout", "liquid_features", "normalise", "NALSMConfig",
-           "NALSMResult", "init_window", "initialise_liquid", "extract_features", "fit_readout", "run_nalsm"]
+           "NALSMResult", "liquid_input", "init_window", "initialise_liquid", "extract_features", "fit_readout", "run_nalsm"]

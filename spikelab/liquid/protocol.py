@@ -56,6 +56,8 @@ from spikelab.liquid.topology import NMNIST_INPUTS, liquid_shape
 
 READOUTS = ("adadelta", "ridge")
 INIT_WINDOWS = ("random", "first")
+#: ms a sample needs beyond a random window's own length (NALSM's starts run from 1 to T - steps - 2)
+RANDOM_WINDOW_MARGIN = 3
 #: Ridge penalties tried on the normalised counts when ``NALSMConfig.ridge`` is None. The best one depends on the
 #: data and the liquid by orders of magnitude (N-MNIST sample, NALSM1000: validation accuracy 61 % at 1e-3, 92 % at
 #: the chosen one), so one fixed default would serve some liquids badly.
@@ -172,6 +174,12 @@ def _inputs(batch):
     return batch[0] if isinstance(batch, (tuple, list)) else batch
 
 
+def liquid_input(dataset, indices, steps: int | None = None) -> Tensor:
+    """Samples ``indices`` of a frames dataset (``dataset[i][0]`` of shape ``(T, ...)``, e.g. N-MNIST's
+    ``(T, 2, 34, 34)``) as liquid input ``(T, B, n_input)``, each frame flattened (the first ``steps`` steps)."""
+    return torch.stack([dataset[int(i)][0][:steps].flatten(1) for i in indices], 1)
+
+
 def init_window(x: Tensor, steps: int, window: str = "random", generator: torch.Generator | None = None) -> Tensor:
     """Phase 1's input: ``steps`` ms of each sample of ``x`` ``(T, B, n_input)``, as ``(steps, B, n_input)``.
 
@@ -187,8 +195,9 @@ def init_window(x: Tensor, steps: int, window: str = "random", generator: torch.
     if window == "first":
         return x[:steps]
     length, batch = x.shape[0], x.shape[1]
-    if length < steps + 3:
-        raise ConfigError(f"a random {steps} ms window needs samples of at least {steps + 3} ms (starts 1 .. T - "
+    if length < steps + RANDOM_WINDOW_MARGIN:
+        raise ConfigError(f"a random {steps} ms window needs samples of at least {steps + RANDOM_WINDOW_MARGIN} ms "
+                          f"(starts 1 .. T - "
                           f"{steps} - 2), got {length} ms: give longer samples or window='first'")
     starts = torch.randint(1, length - steps - 1, (batch,), generator=generator)
     return torch.stack([x[start:start + steps, b] for b, start in enumerate(starts.tolist())], 1)
